@@ -1,0 +1,50 @@
+# From a blocking echo server to async streams, in C.
+#
+#   make                 build every chapter in place (chapters/NN-name/server) and the tools
+#   make test            build, then run every bats suite (fetches bats with npm if it is missing)
+#   make test CH=03      only chapter 03's suites
+#   make run [CH=NN]     build and run the newest chapter's server (or chapter NN) on 127.0.0.1:8888
+#   make compare         benchmark every chapter side by side (docs/results.md)
+#   make clean           remove everything built
+#   SANITIZE=1           with any of the above: build with ASan + UBSan + LSan
+#   CC=clang             any C11 compiler
+
+CHAPTERS := $(sort $(patsubst %/,%,$(wildcard chapters/[0-9][0-9]-*/)))
+NEWEST := $(lastword $(CHAPTERS))
+BATS_LOCAL := .deps/node_modules/.bin/bats
+
+.PHONY: all tools $(CHAPTERS) test run compare clean
+
+all: tools $(CHAPTERS)
+
+tools:
+	@$(MAKE) --no-print-directory -C tools
+
+$(CHAPTERS):
+	@$(MAKE) --no-print-directory -C $@
+
+# bats from the system if it is there, else from npm into .deps/ (no root needed).
+BATS := $(shell command -v bats 2>/dev/null)
+ifeq ($(BATS),)
+BATS := $(abspath $(BATS_LOCAL))
+endif
+
+$(BATS_LOCAL):
+	@command -v npm >/dev/null 2>&1 || { echo "bats is missing: install it with 'apt-get install bats' (or install npm and run make test again)"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .deps bats >/dev/null
+
+test: all $(if $(filter $(abspath $(BATS_LOCAL)),$(BATS)),$(BATS_LOCAL))
+	@BATS="$(BATS)" tests/run $(CH)
+
+run: all
+	@dir=$(if $(CH),$(firstword $(filter chapters/$(CH)%,$(CHAPTERS))),$(NEWEST)); \
+	test -n "$$dir" || { echo "no chapter matches CH=$(CH)"; exit 2; }; \
+	echo "running $$dir/server (Ctrl-C to stop; try: tools/echo-client <<< hello)"; \
+	exec $$dir/server --port 8888
+
+compare: all
+	@tools/compare $(if $(QUICK),--quick)
+
+clean:
+	@$(MAKE) --no-print-directory -C tools clean
+	@for dir in $(CHAPTERS); do $(MAKE) --no-print-directory -C $$dir clean; done

@@ -1,0 +1,66 @@
+/*
+ * Chapter 01 — blocking: the iterative echo server.
+ *
+ * One loop: accept a client, echo until it leaves, then accept the next. Every
+ * call blocks (accept waits for a client, read waits for bytes, send waits for
+ * room in the socket's send buffer), so while one client is connected every
+ * other client waits in the kernel's listen queue. That is the whole model,
+ * and the reason for every chapter after this one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "echo.h"
+#include "contract.h"
+#include "net.h"
+#include "trace.h"
+
+static unsigned long long connections_served, bytes_echoed;
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {
+        .program = "server",
+        .about = "Chapter 01: a blocking echo server that serves one client at a time.",
+    };
+    int parsed = cli_parse(&cli, argc, argv);
+    if (parsed != CLI_OK)
+        return cli_exit_code(&cli, parsed);
+    if (contract_catch_signals() < 0) {
+        perror("server: sigaction");
+        return 1;
+    }
+    int listen_fd = contract_listen(&cli, SOMAXCONN);
+    if (listen_fd < 0)
+        return 1;
+
+    /*
+     * There is a small window here: a SIGTERM that lands after the check of
+     * contract_stop but before accept() starts waiting is only noticed at the
+     * next connection. Closing that window needs a way to wait for a socket and
+     * a signal at once (chapter 08 does it with the event loop).
+     */
+    while (!contract_stop) {
+        char peer[NET_ADDRSTRLEN];
+        int fd = contract_accept(listen_fd, peer, sizeof peer);   /* blocks until a client */
+        if (fd < 0 && net_accept_action(errno) == NET_ACCEPT_FATAL) {
+            fprintf(stderr, "server: accept: %s\n", strerror(errno));
+            break;
+        }
+        if (fd < 0)
+            continue;           /* EINTR lands here too: the loop re-checks contract_stop */
+        TRACE("accept fd=%d peer=%s", fd, peer);
+        connections_served++;
+        bytes_echoed += echo_until_eof(fd);   /* every other client waits meanwhile */
+        close(fd);
+        TRACE("close fd=%d", fd);
+    }
+
+    close(listen_fd);
+    contract_summary(&cli, connections_served, bytes_echoed);
+    return contract_stop ? 0 : 1;
+}

@@ -1,0 +1,75 @@
+#include "contract.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "trace.h"
+
+volatile sig_atomic_t contract_stop;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    contract_stop = 1;
+}
+
+int contract_catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = 0;                    /* no SA_RESTART: blocked calls return EINTR */
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+int contract_listen(const struct cli *cli, int backlog)
+{
+    char where[NET_ADDRSTRLEN];
+    int gai_error;
+    int fd = net_listen(cli->host, cli->port, backlog, &gai_error);
+
+    if (fd >= 0 && net_sock_name(fd, where, sizeof where) == 0) {
+        printf("listening on %s\n", where);
+        fflush(stdout);
+        return fd;
+    }
+    const char *why = gai_error != 0 ? gai_strerror(gai_error) : strerror(errno);
+    int v6 = strchr(cli->host, ':') != NULL;
+    fprintf(stderr, "%s: cannot listen on %s%s%s:%d: %s\n", cli->program,
+            v6 ? "[" : "", cli->host, v6 ? "]" : "", cli->port, why);
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+void contract_summary(const struct cli *cli, unsigned long long connections,
+                      unsigned long long bytes)
+{
+    fprintf(stderr, "%s: served %llu connection%s, echoed %llu bytes\n",
+            cli->program, connections, connections == 1 ? "" : "s", bytes);
+}
+
+int contract_accept(int listen_fd, char *peer, size_t peerlen)
+{
+    int fd = net_accept(listen_fd, peer, peerlen);
+    if (fd < 0) {
+        int saved = errno;
+        TRACE("accept error=%s", strerror(saved));
+        if (net_accept_action(saved) == NET_ACCEPT_BACK_OFF) {
+            struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+            nanosleep(&pause, NULL);    /* a signal may cut it short: fine */
+        }
+        errno = saved;
+    }
+    return fd;
+}

@@ -1,0 +1,46 @@
+/*
+ * contract: the parts of the server contract (see the top README) that every
+ * chapter keeps the same way, so a chapter's server.c shows only its I/O model.
+ *
+ * These three print, because printing the contract's lines is their job:
+ * "listening on ADDR:PORT" on stdout, the listen error and the summary on stderr.
+ */
+#ifndef CONTRACT_H
+#define CONTRACT_H
+
+#include <signal.h>
+
+#include "cli.h"
+
+/* Set to 1 by SIGINT or SIGTERM once contract_catch_signals has run. */
+extern volatile sig_atomic_t contract_stop;
+
+/*
+ * SIGINT and SIGTERM set contract_stop. They are installed without SA_RESTART,
+ * so a thread blocked in accept(), read() or poll() returns with EINTR and can
+ * look at the flag. SIGPIPE is ignored: writing to a vanished peer becomes an
+ * EPIPE error on that one connection instead of killing the whole server.
+ */
+int contract_catch_signals(void);
+
+/*
+ * Listen on cli->host:cli->port and print "listening on 127.0.0.1:PORT"
+ * (flushed) once ready. On failure print "PROGRAM: cannot listen on HOST:PORT:
+ * reason" on stderr and return -1; the caller exits 1.
+ */
+int contract_listen(const struct cli *cli, int backlog);
+
+/*
+ * accept() as the blocking servers (01-03) use it: wait for a client and
+ * return its descriptor, with its address in peer. On failure return -1 with
+ * errno; when the failure was running out of descriptors or memory (EMFILE,
+ * ENFILE...), first pause 100 ms, so a server that simply calls again cannot
+ * spin. The caller stops on NET_ACCEPT_FATAL errors (see net.h).
+ */
+int contract_accept(int listen_fd, char *peer, size_t peerlen);
+
+/* The one line printed at exit: "PROGRAM: served N connections, echoed M bytes". */
+void contract_summary(const struct cli *cli, unsigned long long connections,
+                      unsigned long long bytes);
+
+#endif

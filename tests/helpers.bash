@@ -1,0 +1,167 @@
+# Shared by every suite: start a chapter's server on --port 0, wait for it to
+# be ready, talk to it, and always stop it. Every wait is bounded, so a broken
+# server fails its test instead of hanging the suite.
+
+ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+TOOLS="$ROOT/tools"
+CLIENT="$TOOLS/echo-client"
+LOADGEN="$TOOLS/loadgen"
+
+# Under SANITIZE=1: a leak or undefined behaviour makes the server exit non-zero,
+# and every test that stops a server checks its exit status.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:exitcode=23}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+
+# wait_until SECONDS COMMAND...: run COMMAND every 20 ms until it succeeds;
+# fail once SECONDS have passed.
+wait_until() {
+    local tries=$(( $1 * 50 )); shift
+    while (( tries-- > 0 )); do
+        "$@" && return 0
+        sleep 0.02
+    done
+    echo "gave up waiting for: $*" >&2
+    return 1
+}
+
+# start_server CHAPTER [OPTIONS...]: run chapters/CHAPTER/server on a port the
+# kernel chooses; sets SERVER_PID and PORT once "listening on" has been printed.
+start_server() {
+    local chapter=$1; shift
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    # 3>&-: bats waits for every process holding its fd 3; a server must not.
+    "$ROOT/chapters/$chapter/server" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    SERVER_PID=$!
+    if ! wait_until 10 grep -q '^listening on ' "$SERVER_OUT"; then
+        echo "server did not start; its stderr:" >&2
+        cat "$SERVER_ERR" >&2
+        return 1
+    fi
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    [[ -n "$PORT" ]]
+}
+
+# wait_exit PID SECONDS: wait for a child to exit; sets EXIT_STATUS (137 if it
+# had to be killed because it did not exit in time).
+wait_exit() {
+    local pid=$1 seconds=$2 watchdog
+    ( sleep "$seconds"; kill -KILL "$pid" 2>/dev/null ) 3>&- &
+    watchdog=$!
+    EXIT_STATUS=0
+    wait "$pid" || EXIT_STATUS=$?
+    kill "$watchdog" 2>/dev/null || true
+    wait "$watchdog" 2>/dev/null || true
+}
+
+# stop_server [SIGNAL]: ask the server to stop (SIGTERM by default), wait up to
+# 5 s, and fail unless it exited 0.
+stop_server() {
+    local signal=${1:-TERM}
+    [[ -n "${SERVER_PID:-}" ]] || return 0
+    kill "-$signal" "$SERVER_PID" 2>/dev/null
+    wait_exit "$SERVER_PID" 5
+    SERVER_PID=
+    if (( EXIT_STATUS != 0 )); then
+        echo "server exited with status $EXIT_STATUS; its stderr:" >&2
+        cat "$SERVER_ERR" >&2
+        return 1
+    fi
+}
+
+# Background helpers (clients that hold connections) are recorded here so
+# teardown can always clean them up.
+BACKGROUND_PIDS=()
+background() {
+    "$@" 3>&- &
+    BACKGROUND_PIDS+=($!)
+}
+
+teardown() {
+    local pid
+    for pid in "${BACKGROUND_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null
+    done
+    if [[ -n "${SERVER_PID:-}" ]]; then
+        kill -KILL "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    return 0
+}
+
+# open_conn VAR: open a TCP connection to the server with bash's /dev/tcp and
+# store its descriptor in VAR. Bash's descriptors make a client that holds a
+# connection open, writes a little and reads with a timeout, without any tool.
+open_conn() {
+    local -n fd_var=$1
+    exec {fd_var}<>"/dev/tcp/127.0.0.1/$PORT"
+}
+
+# close_conn FD: close a connection opened by open_conn (an orderly FIN).
+close_conn() {
+    local fd=$1
+    exec {fd}>&-
+}
+
+# echo_once FD TEXT [SECONDS]: write one line on FD and read it back.
+echo_once() {
+    local fd=$1 text=$2 seconds=${3:-5} reply
+    printf '%s\n' "$text" >&"$fd" || return 1
+    IFS= read -r -t "$seconds" reply <&"$fd" || return 1
+    [[ "$reply" == "$text" ]]
+}
+
+# The server's CPU time so far in clock ticks (user + system), from /proc.
+cpu_ticks() {
+    local stat
+    read -r stat <"/proc/$1/stat"
+    stat=${stat##*) }                 # drop "pid (comm) ": comm may hold spaces
+    set -- $stat
+    echo $(( ${12} + ${13} ))         # fields 14 and 15 of the full line
+}
+
+# cpu_percent PID SECONDS: the share of one core PID used over the next SECONDS.
+cpu_percent() {
+    local before after hz
+    hz=$(getconf CLK_TCK)
+    before=$(cpu_ticks "$1")
+    sleep "$2"                        # the measurement window itself
+    after=$(cpu_ticks "$1")
+    echo $(( (after - before) * 100 / (hz * $2) ))
+}
+
+# rss_kib PID: resident memory of PID in KiB.
+rss_kib() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# The chapters whose server exists (built by make).
+built_chapters() {
+    local dir
+    for dir in "$ROOT"/chapters/[0-9][0-9]-*/; do
+        [[ -x "$dir/server" ]] && basename "$dir"
+    done
+}
+
+# child_pids PID: the processes whose parent is PID (zombies included), from /proc.
+child_pids() {
+    local parent=$1 stat rest pid
+    for stat in /proc/[0-9]*/stat; do
+        read -r rest <"$stat" 2>/dev/null || continue
+        pid=${rest%% *}
+        rest=${rest##*) }                    # "STATE PPID ...", after "pid (comm) "
+        set -- $rest
+        [[ "$2" == "$parent" ]] && echo "$pid"
+    done
+    return 0
+}
+
+# child_count PID: how many children PID has (a zombie still counts).
+child_count() {
+    child_pids "$1" | wc -l
+}
+
+# thread_count PID: the number of threads in process PID.
+thread_count() {
+    awk '/^Threads:/ { print $2 }' "/proc/$1/status"
+}
