@@ -11,17 +11,38 @@
 #include "trace.h"
 
 volatile sig_atomic_t contract_stop;
+static int stop_pipe[2] = { -1, -1 };
 
 static void on_stop_signal(int signo)
 {
+    int saved = errno;
     (void)signo;
     contract_stop = 1;
+    if (stop_pipe[1] >= 0) {
+        /* write() is async-signal-safe; the pipe is non-blocking, and once it
+         * holds a byte the reader will wake anyway, so a full pipe is fine. */
+        ssize_t ignored = write(stop_pipe[1], "!", 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int contract_stop_fd(void)
+{
+    return stop_pipe[0];
 }
 
 int contract_catch_signals(void)
 {
     struct sigaction sa;
 
+    if (stop_pipe[0] < 0) {
+        if (pipe(stop_pipe) < 0)
+            return -1;
+        for (int i = 0; i < 2; i++)
+            if (net_set_nonblocking(stop_pipe[i]) < 0 || net_set_cloexec(stop_pipe[i]) < 0)
+                return -1;
+    }
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_stop_signal;

@@ -24,6 +24,15 @@ extern volatile sig_atomic_t contract_stop;
 int contract_catch_signals(void);
 
 /*
+ * A descriptor that becomes readable when SIGINT or SIGTERM arrives (the
+ * handler writes a byte into a pipe: the "self-pipe trick"), or -1 before
+ * contract_catch_signals. A server waiting in select/poll/epoll watches it
+ * beside its sockets, so a stop can never slip in between checking
+ * contract_stop and going to sleep.
+ */
+int contract_stop_fd(void);
+
+/*
  * Listen on cli->host:cli->port and print "listening on 127.0.0.1:PORT"
  * (flushed) once ready. On failure print "PROGRAM: cannot listen on HOST:PORT:
  * reason" on stderr and return -1; the caller exits 1.

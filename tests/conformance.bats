@@ -1,9 +1,14 @@
 #!/usr/bin/env bats
 # The contract of ../shared/DESIGN.md, run against one chapter's server:
 #   CHAPTER=05-select bats tests/conformance.bats
-# tests/run runs it once for every chapter that is built.
+#   CHAPTER=07-epoll SERVER_ARGS=--edge bats tests/conformance.bats
+# tests/run runs it for every chapter that is built, and again for each
+# option that changes a chapter's model (03 --pool, 07 --edge).
 
 load helpers
+
+SERVER_ARGS=${SERVER_ARGS:-}
+LABEL="${CHAPTER:-}${SERVER_ARGS:+ $SERVER_ARGS}"
 
 setup() {
     [[ -n "${CHAPTER:-}" ]] || skip "set CHAPTER to a folder of chapters/ (tests/run does)"
@@ -16,8 +21,8 @@ serves_one_at_a_time() {
     [[ "$CHAPTER" == 01-* ]]
 }
 
-@test "$CHAPTER: prints exactly one 'listening on' line on stdout, then the summary on exit" {
-    start_server "$CHAPTER"
+@test "$LABEL: prints exactly one 'listening on' line on stdout, then the summary on exit" {
+    start_server "$CHAPTER" $SERVER_ARGS
     [[ "$(cat "$SERVER_OUT")" =~ ^listening\ on\ 127\.0\.0\.1:[0-9]+$ ]]
     (( PORT > 0 ))
     stop_server
@@ -25,8 +30,8 @@ serves_one_at_a_time() {
     grep -Eq '^server: served 0 connections, echoed 0 bytes$' "$SERVER_ERR"
 }
 
-@test "$CHAPTER: echoes a line" {
-    start_server "$CHAPTER"
+@test "$LABEL: echoes a line" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$CLIENT" --port "$PORT" <<<"hello, echo"
     [ "$status" -eq 0 ]
     [ "$output" = "hello, echo" ]
@@ -34,32 +39,32 @@ serves_one_at_a_time() {
     grep -q 'served 1 connection, echoed 12 bytes' "$SERVER_ERR"
 }
 
-@test "$CHAPTER: echoes every byte value, NUL included, with no newline" {
-    start_server "$CHAPTER"
+@test "$LABEL: echoes every byte value, NUL included, with no newline" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$CLIENT" --port "$PORT" --bytes 65537
     [ "$status" -eq 0 ]
     [ "$output" = "ok 65537 bytes" ]
     stop_server
 }
 
-@test "$CHAPTER: echoes 8 MiB sent all at once" {
-    start_server "$CHAPTER"
+@test "$LABEL: echoes 8 MiB sent all at once" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$CLIENT" --port "$PORT" --bytes 8388608 --timeout 60
     [ "$status" -eq 0 ]
     [ "$output" = "ok 8388608 bytes" ]
     stop_server
 }
 
-@test "$CHAPTER: 5,000 lines sent in one write come back whole and in order" {
-    start_server "$CHAPTER"
+@test "$LABEL: 5,000 lines sent in one write come back whole and in order" {
+    start_server "$CHAPTER" $SERVER_ARGS
     seq 1 5000 >"$BATS_TEST_TMPDIR/lines"
     "$CLIENT" --port "$PORT" <"$BATS_TEST_TMPDIR/lines" >"$BATS_TEST_TMPDIR/echo"
     cmp "$BATS_TEST_TMPDIR/lines" "$BATS_TEST_TMPDIR/echo"
     stop_server
 }
 
-@test "$CHAPTER: echoes without a half-close, on a connection that stays open" {
-    start_server "$CHAPTER"
+@test "$LABEL: echoes without a half-close, on a connection that stays open" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$CLIENT" --port "$PORT" --bytes 100000 --keep-open
     [ "$status" -eq 0 ]
     local conn
@@ -70,8 +75,8 @@ serves_one_at_a_time() {
     stop_server
 }
 
-@test "$CHAPTER: after a half-close the client gets all its echo, then the server closes" {
-    start_server "$CHAPTER"
+@test "$LABEL: after a half-close the client gets all its echo, then the server closes" {
+    start_server "$CHAPTER" $SERVER_ARGS
     # echo-client shuts down its sending side once stdin ends and exits 0 only
     # when the server then closes the connection (end of stream).
     run "$CLIENT" --port "$PORT" --timeout 10 <<<"half-closed"
@@ -80,8 +85,8 @@ serves_one_at_a_time() {
     stop_server
 }
 
-@test "$CHAPTER: ten clients at once all get their own bytes back" {
-    start_server "$CHAPTER"
+@test "$LABEL: ten clients at once all get their own bytes back" {
+    start_server "$CHAPTER" $SERVER_ARGS
     local pids=() i
     for i in $(seq 1 10); do
         "$CLIENT" --port "$PORT" --bytes $((100000 + i)) --timeout 30 >"$BATS_TEST_TMPDIR/c$i" 3>&- &
@@ -95,8 +100,8 @@ serves_one_at_a_time() {
     grep -q 'served 10 connections' "$SERVER_ERR"
 }
 
-@test "$CHAPTER: clients that reset mid-stream leave the server serving" {
-    start_server "$CHAPTER"
+@test "$LABEL: clients that reset mid-stream leave the server serving" {
+    start_server "$CHAPTER" $SERVER_ARGS
     local i
     for i in $(seq 1 20); do
         run "$CLIENT" --port "$PORT" --reset-after 200000
@@ -107,17 +112,17 @@ serves_one_at_a_time() {
     stop_server
 }
 
-@test "$CHAPTER: a client that never reads does not stall another client" {
+@test "$LABEL: a client that never reads does not stall another client" {
     serves_one_at_a_time && skip "01 serves one client at a time: a client that never reads stalls the rest by design"
-    start_server "$CHAPTER"
+    start_server "$CHAPTER" $SERVER_ARGS
     background "$CLIENT" --port "$PORT" --bytes 67108864 --no-read --timeout 60
     run "$CLIENT" --port "$PORT" --bytes 100000 --timeout 10
     [ "$status" -eq 0 ]
     stop_server
 }
 
-@test "$CHAPTER: SIGTERM with a client connected: summary line and exit 0" {
-    start_server "$CHAPTER"
+@test "$LABEL: SIGTERM with a client connected: summary line and exit 0" {
+    start_server "$CHAPTER" $SERVER_ARGS
     local conn
     open_conn conn
     echo_once "$conn" "still here"
@@ -126,14 +131,14 @@ serves_one_at_a_time() {
     close_conn "$conn"
 }
 
-@test "$CHAPTER: SIGINT stops it too" {
-    start_server "$CHAPTER"
+@test "$LABEL: SIGINT stops it too" {
+    start_server "$CHAPTER" $SERVER_ARGS
     stop_server INT
     grep -q '^server: served 0 connections' "$SERVER_ERR"
 }
 
-@test "$CHAPTER: -v traces accept, read, write and close with a time stamp" {
-    start_server "$CHAPTER" -v
+@test "$LABEL: -v traces accept, read, write and close with a time stamp" {
+    start_server "$CHAPTER" $SERVER_ARGS -v
     run "$CLIENT" --port "$PORT" <<<"traced"
     [ "$status" -eq 0 ]
     stop_server
@@ -143,15 +148,15 @@ serves_one_at_a_time() {
     grep -Eq '^[0-9]+ close fd=[0-9]+$' "$SERVER_ERR"
 }
 
-@test "$CHAPTER: without -v nothing but the summary reaches stderr" {
-    start_server "$CHAPTER"
+@test "$LABEL: without -v nothing but the summary reaches stderr" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$CLIENT" --port "$PORT" <<<"quiet"
     stop_server
     [ "$(wc -l <"$SERVER_ERR")" -eq 1 ]
 }
 
-@test "$CHAPTER: listens on IPv6 with --host ::1" {
-    start_server "$CHAPTER" --host ::1 || skip "no IPv6 loopback on this machine"
+@test "$LABEL: listens on IPv6 with --host ::1" {
+    start_server "$CHAPTER" $SERVER_ARGS --host ::1 || skip "no IPv6 loopback on this machine"
     grep -Eq '^listening on \[::1\]:[0-9]+$' "$SERVER_OUT"
     run "$CLIENT" --host ::1 --port "$PORT" <<<"six"
     [ "$status" -eq 0 ]
@@ -159,7 +164,7 @@ serves_one_at_a_time() {
     stop_server
 }
 
-@test "$CHAPTER: bad options exit 2 with a one-line message naming the problem" {
+@test "$LABEL: bad options exit 2 with a one-line message naming the problem" {
     local server="$ROOT/chapters/$CHAPTER/server"
     run "$server" --port 70000
     [ "$status" -eq 2 ]
@@ -177,21 +182,21 @@ serves_one_at_a_time() {
     [ "$status" -eq 2 ]
 }
 
-@test "$CHAPTER: --help prints the usage and exits 0" {
+@test "$LABEL: --help prints the usage and exits 0" {
     run "$ROOT/chapters/$CHAPTER/server" --help
     [ "$status" -eq 0 ]
     [[ "${lines[0]}" == usage:* ]]
 }
 
-@test "$CHAPTER: a port in use exits 1 with a clear message" {
-    start_server "$CHAPTER"
+@test "$LABEL: a port in use exits 1 with a clear message" {
+    start_server "$CHAPTER" $SERVER_ARGS
     run "$ROOT/chapters/$CHAPTER/server" --port "$PORT"
     [ "$status" -eq 1 ]
     [[ "$output" == "server: cannot listen on 127.0.0.1:$PORT: Address already in use" ]]
     stop_server
 }
 
-@test "$CHAPTER: an address that does not resolve exits 1" {
+@test "$LABEL: an address that does not resolve exits 1" {
     run "$ROOT/chapters/$CHAPTER/server" --host no-such-host.invalid --port 0
     [ "$status" -eq 1 ]
     [[ "$output" == "server: cannot listen on no-such-host.invalid:0: "* ]]

@@ -42,16 +42,23 @@ start_server() {
     [[ -n "$PORT" ]]
 }
 
+# exited PID: true once PID has exited (gone, or a zombie not yet waited for).
+exited() {
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+    stat=${stat##*) }
+    [[ "${stat:0:1}" == Z ]]
+}
+
 # wait_exit PID SECONDS: wait for a child to exit; sets EXIT_STATUS (137 if it
 # had to be killed because it did not exit in time).
 wait_exit() {
-    local pid=$1 seconds=$2 watchdog
-    ( sleep "$seconds"; kill -KILL "$pid" 2>/dev/null ) 3>&- &
-    watchdog=$!
+    local pid=$1 seconds=$2
+    if ! wait_until "$seconds" exited "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     EXIT_STATUS=0
     wait "$pid" || EXIT_STATUS=$?
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
 }
 
 # stop_server [SIGNAL]: ask the server to stop (SIGTERM by default), wait up to
@@ -73,7 +80,7 @@ stop_server() {
 # teardown can always clean them up.
 BACKGROUND_PIDS=()
 background() {
-    "$@" 3>&- &
+    "$@" 2>>"$BATS_TEST_TMPDIR/background.err" 3>&- &
     BACKGROUND_PIDS+=($!)
 }
 
@@ -164,4 +171,17 @@ child_count() {
 # thread_count PID: the number of threads in process PID.
 thread_count() {
     awk '/^Threads:/ { print $2 }' "/proc/$1/status"
+}
+
+# start_server_limited FDS CHAPTER [OPTIONS...]: like start_server, with the
+# server's descriptor limit (soft and hard) lowered to FDS first.
+start_server_limited() {
+    local fds=$1 chapter=$2; shift 2
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    bash -c 'ulimit -n "$1" && shift && exec "$@"' limit "$fds" \
+        "$ROOT/chapters/$chapter/server" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    SERVER_PID=$!
+    wait_until 10 grep -q '^listening on ' "$SERVER_OUT" || { cat "$SERVER_ERR" >&2; return 1; }
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
 }
