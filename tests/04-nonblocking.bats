@@ -22,7 +22,8 @@ load readiness
 
 @test "04: with one idle client, the busy loop uses more than half a core" {
     local cpu
-    cpu=$(cpu_with_idle_client 04-nonblocking)
+    start_server 04-nonblocking
+    cpu=$(cpu_with_idle_client)
     echo "cpu: ${cpu}% of a core"
     (( cpu > 50 ))
     stop_server

@@ -8,7 +8,8 @@ load readiness
 
 @test "05: with one idle client, the server uses under 2% of a core" {
     local cpu
-    cpu=$(cpu_with_idle_client 05-select)
+    start_server 05-select
+    cpu=$(cpu_with_idle_client)
     echo "cpu: ${cpu}% of a core"
     (( cpu < 2 ))
     stop_server

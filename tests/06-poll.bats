@@ -6,7 +6,8 @@ load readiness
 
 @test "06: with one idle client, the server uses under 2% of a core" {
     local cpu
-    cpu=$(cpu_with_idle_client 06-poll)
+    start_server 06-poll
+    cpu=$(cpu_with_idle_client)
     echo "cpu: ${cpu}% of a core"
     (( cpu < 2 ))
     stop_server

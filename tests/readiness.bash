@@ -62,10 +62,10 @@ survives_emfile() {
     stop_server
 }
 
-# cpu_with_idle_client CHAPTER [OPTIONS...]: echo the share of a core the
-# server uses over one second with one idle client connected.
+# cpu_with_idle_client: echo the share of a core the running server uses
+# over one second with one idle client connected. (It runs inside $(...), so
+# it must not start the server: the test's teardown would not know the pid.)
 cpu_with_idle_client() {
-    start_server "$@"
     local conn
     open_conn conn
     echo_once "$conn" "then silence"
