@@ -234,3 +234,44 @@ int net_accept_action(int err)
         return NET_ACCEPT_RETRY;
     }
 }
+
+/* One descriptor held back for the day accept() fails with EMFILE. */
+static int reserve_fd = -1;
+
+int net_reserve_open(void)
+{
+    if (reserve_fd < 0)
+        reserve_fd = open("/dev/null", O_RDONLY);
+    if (reserve_fd >= 0)
+        net_set_cloexec(reserve_fd);
+    return reserve_fd < 0 ? -1 : 0;
+}
+
+void net_reserve_close(void)
+{
+    if (reserve_fd >= 0)
+        close(reserve_fd);
+    reserve_fd = -1;
+}
+
+int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen)
+{
+    int fd = net_accept(listen_fd, peer, peerlen);
+    if (fd >= 0) {
+        if (net_set_nonblocking(fd) == 0)
+            return fd;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (errno == EMFILE && reserve_fd >= 0) {
+        net_reserve_close();
+        fd = accept(listen_fd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        net_reserve_open();
+        errno = EMFILE;
+    }
+    return -1;
+}

@@ -61,6 +61,22 @@ int net_accept(int listen_fd, char *peer, size_t peerlen);
 enum { NET_ACCEPT_RETRY, NET_ACCEPT_BACK_OFF, NET_ACCEPT_FATAL };
 int net_accept_action(int err);
 
+/*
+ * For non-blocking servers: accept one client, make it non-blocking and
+ * close-on-exec. Returns its descriptor, or -1 with errno (EAGAIN: nobody
+ * else is waiting).
+ *
+ * Out of descriptors, accept() fails with EMFILE and leaves the client in the
+ * queue, so the listener stays readable and a readiness loop would wake up
+ * for it again and again: a spin. If net_reserve_open was called at start,
+ * this closes the reserve descriptor, accepts the client with the freed slot,
+ * closes it at once (the client sees its connection end), reopens the reserve,
+ * and returns -1 with errno EMFILE: one waiting client shed per call.
+ */
+int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen);
+int net_reserve_open(void);
+void net_reserve_close(void);
+
 /* Close so the peer sees a reset (RST) rather than an orderly end (FIN). */
 int net_close_with_reset(int fd);
 

@@ -51,7 +51,7 @@ survives_emfile() {
     "$LOADGEN" --port "$PORT" --idle --connections 200 --hold 3 --timeout 10 \
         >"$BATS_TEST_TMPDIR/flood.out" 2>&1 3>&- &
     BACKGROUND_PIDS+=($!)
-    wait_until 10 grep -q 'shed fd=' "$SERVER_ERR"
+    wait_until 10 grep -q 'shed reason=EMFILE' "$SERVER_ERR"
     local cpu
     cpu=$(cpu_percent "$SERVER_PID" 1)
     echo "cpu while out of descriptors: ${cpu}% of a core"

@@ -1,7 +1,6 @@
 #include "conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,22 +17,11 @@ static struct conn **table;
 static size_t table_size;
 static int highest_fd = -1;
 
-/* A descriptor held in reserve for the day accept() fails with EMFILE. */
-static int reserve_fd = -1;
-
-static int open_reserve(void)
-{
-    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return reserve_fd;
-}
-
 long conn_setup(void)
 {
     long limit = net_raise_fd_limit();
     TRACE("fd limit raised to %ld", limit);
-    if (open_reserve() < 0)
-        return -1;
-    return limit;
+    return net_reserve_open() < 0 ? -1 : limit;
 }
 
 void conn_teardown(void)
@@ -42,41 +30,23 @@ void conn_teardown(void)
     free(table);
     table = NULL;
     table_size = 0;
-    if (reserve_fd >= 0)
-        close(reserve_fd);
-    reserve_fd = -1;
+    net_reserve_close();
 }
 
 int conn_accept(int listen_fd)
 {
     char peer[NET_ADDRSTRLEN];
-    int fd = net_accept(listen_fd, peer, sizeof peer);
+    int fd = net_accept_nonblocking(listen_fd, peer, sizeof peer);
 
     if (fd >= 0) {
-        if (net_set_nonblocking(fd) < 0) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
         conn_accepted++;
         TRACE("accept fd=%d peer=%s", fd, peer);
-        return fd;
-    }
-    if (errno == EMFILE && reserve_fd >= 0) {
-        /* Free one descriptor, take the client with it, and say goodbye. */
-        close(reserve_fd);
-        fd = net_accept(listen_fd, NULL, 0);
-        if (fd >= 0) {
-            TRACE("shed fd=%d reason=EMFILE", fd);
-            close(fd);
-        }
-        open_reserve();
-        errno = EMFILE;
+    } else if (errno == EMFILE) {
+        TRACE("shed reason=EMFILE");     /* a client was accepted and closed */
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         TRACE("accept error=%s", strerror(errno));
     }
-    return -1;
+    return fd;
 }
 
 struct conn *conn_open(int fd)

@@ -44,17 +44,17 @@ extern unsigned long long conn_accepted, conn_bytes_echoed;
 
 /*
  * Raise the descriptor limit to the hard limit and open the reserve
- * descriptor (see conn_accept). Returns the descriptor limit, or -1.
+ * descriptor (see net_accept_nonblocking). Returns the limit, or -1.
  */
 long conn_setup(void);
 void conn_teardown(void);
 
 /*
- * Accept the next waiting client, non-blocking. Returns its descriptor, or -1:
- * errno EAGAIN when nobody else is waiting. Out of descriptors (EMFILE), the
- * waiting client is accepted with the reserve descriptor and closed at once,
- * and -1/EMFILE returned: the listener does not stay readable with a client
- * nobody can take, which would make a readiness loop spin.
+ * Accept the next waiting client, non-blocking, and count and trace it.
+ * Returns its descriptor, or -1: errno EAGAIN when nobody else is waiting,
+ * EMFILE when out of descriptors (one waiting client was shed: accepted and
+ * closed at once, so the listener does not stay readable and make a readiness
+ * loop spin; see net_accept_nonblocking).
  */
 int conn_accept(int listen_fd);
 
