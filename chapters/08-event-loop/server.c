@@ -222,8 +222,10 @@ static void on_stop(struct loop *loop, void *arg)
 {
     (void)arg;
     TRACE("stop clients=%ld", server.client_count);
-    loop_remove_reader(loop, server.listen_fd);
-    close(server.listen_fd);
+    if (server.listen_fd >= 0) {
+        loop_remove_reader(loop, server.listen_fd);
+        close(server.listen_fd);
+    }
     server.listen_fd = -1;
     while (server.clients != NULL)
         close_client(loop, server.clients);
@@ -260,13 +262,16 @@ int main(int argc, char **argv)
         perror("server: setup");
         return 1;
     }
+    /* Signal handlers first: a SIGTERM right after "listening on" must count. */
+    if (loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
+        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+        perror("server: signals");
+        return 1;
+    }
     server.listen_fd = contract_listen(&cli, SOMAXCONN);
     if (server.listen_fd < 0 || net_set_nonblocking(server.listen_fd) < 0 ||
-        loop_add_reader(loop, server.listen_fd, on_accept, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
-        if (server.listen_fd >= 0)
-            on_stop(loop, NULL);
+        loop_add_reader(loop, server.listen_fd, on_accept, NULL) < 0) {
+        on_stop(loop, NULL);
         loop_free(loop);
         return 1;
     }
