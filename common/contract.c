@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,12 +13,23 @@
 
 volatile sig_atomic_t contract_stop;
 static int stop_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t wake_listen_fd = -1, wake_client_fd = -1;
+
+void contract_wake_on_stop(int listen_fd, int client_fd)
+{
+    wake_listen_fd = listen_fd;
+    wake_client_fd = client_fd;
+}
 
 static void on_stop_signal(int signo)
 {
     int saved = errno;
     (void)signo;
     contract_stop = 1;
+    if (wake_listen_fd >= 0)
+        shutdown(wake_listen_fd, SHUT_RDWR);
+    if (wake_client_fd >= 0)
+        shutdown(wake_client_fd, SHUT_RDWR);
     if (stop_pipe[1] >= 0) {
         /* write() is async-signal-safe; the pipe is non-blocking, and once it
          * holds a byte the reader will wake anyway, so a full pipe is fine. */

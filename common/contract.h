@@ -24,6 +24,17 @@ extern volatile sig_atomic_t contract_stop;
 int contract_catch_signals(void);
 
 /*
+ * For the blocking servers (01-03), asleep in accept() or read() when the
+ * signal comes. Checking contract_stop before each call leaves a window: a
+ * signal landing just after the check is not seen until the call returns by
+ * itself, which may be never. So the handler also shuts down these sockets
+ * (shutdown() is async-signal-safe): a blocked read() then returns 0, a
+ * blocked accept() fails (Linux; elsewhere the accept window remains).
+ * Pass -1 for none; clear the client before closing it.
+ */
+void contract_wake_on_stop(int listen_fd, int client_fd);
+
+/*
  * A descriptor that becomes readable when SIGINT or SIGTERM arrives (the
  * handler writes a byte into a pipe: the "self-pipe trick"), or -1 before
  * contract_catch_signals. A server waiting in select/poll/epoll watches it

@@ -265,13 +265,18 @@ int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen)
         errno = saved;
         return -1;
     }
-    if (errno == EMFILE && reserve_fd >= 0) {
+    if ((errno == EMFILE || errno == ENFILE) && reserve_fd >= 0) {
+        /* Linux checks for a free descriptor before it looks at the queue:
+         * EMFILE does not mean somebody is waiting. Only say EMFILE (a client
+         * was shed) if the spare slot actually took one. */
+        int limit_errno = errno;
         net_reserve_close();
         fd = accept(listen_fd, NULL, NULL);
+        int accept_errno = errno;
         if (fd >= 0)
             close(fd);
         net_reserve_open();
-        errno = EMFILE;
+        errno = fd >= 0 ? limit_errno : accept_errno;
     }
     return -1;
 }

@@ -71,7 +71,9 @@ int net_accept_action(int err);
  * for it again and again: a spin. If net_reserve_open was called at start,
  * this closes the reserve descriptor, accepts the client with the freed slot,
  * closes it at once (the client sees its connection end), reopens the reserve,
- * and returns -1 with errno EMFILE: one waiting client shed per call.
+ * and returns -1 with errno EMFILE (ENFILE when the whole system is out):
+ * one waiting client shed per call. If nobody was waiting after all, errno is
+ * EAGAIN. (Out of memory, ENOBUFS/ENOMEM, there is nothing to shed with.)
  */
 int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen);
 int net_reserve_open(void);

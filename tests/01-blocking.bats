@@ -46,3 +46,16 @@ load helpers
     close_conn "$a"; close_conn "$b"
     stop_server
 }
+
+@test "01: SIGTERM right after an echo, twenty times over, always stops the server" {
+    # The signal often lands between two blocking calls, after the flag was
+    # checked: only the handler's shutdown() of the socket wakes the next one.
+    local i conn
+    for i in $(seq 1 20); do
+        start_server 01-blocking
+        open_conn conn
+        echo_once "$conn" "then stop"
+        stop_server
+        close_conn "$conn"
+    done
+}

@@ -75,3 +75,87 @@ load helpers
     run "$ROOT/chapters/03-threads/server" --pool
     [ "$status" -eq 2 ]
 }
+
+@test "03: --pool 1 queues 64 clients behind a busy one and closes the next at once" {
+    start_server 03-threads --pool 1 -v
+    local busy queued=() fd i reply
+    open_conn busy
+    echo_once "$busy" "busy"                     # the only pool thread serves it
+    for i in $(seq 1 64); do
+        open_conn fd
+        queued+=("$fd")
+    done
+    # The main thread accepts in order: once 65 accepts are traced, the queue is full.
+    wait_until 5 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 65
+    open_conn fd
+    printf 'one too many\n' >&"$fd"
+    run bash -c "IFS= read -r -t 5 reply <&$fd"
+    [ "$status" -eq 1 ]                          # closed at once (EOF or reset), not a timeout (>128)
+    grep -Eq '^[0-9]+ refuse fd=[0-9]+ reason=queue full$' "$SERVER_ERR"
+    close_conn "$fd"
+    # The refused client cost no queued one its place: the first in line is served next.
+    close_conn "$busy"
+    echo_once "${queued[0]}" "first in line"
+    [ "$(thread_count "$SERVER_PID")" -eq 2 ]    # main + the one pool thread
+    for fd in "${queued[@]}"; do close_conn "$fd"; done
+    stop_server
+    grep -q 'served 65 connections' "$SERVER_ERR"
+}
+
+@test "03: only the main thread takes SIGTERM, even when it is sent to a worker's id" {
+    start_server 03-threads
+    local a b tid worker=
+    open_conn a
+    open_conn b
+    echo_once "$a" "one"
+    echo_once "$b" "two"
+    for tid in /proc/"$SERVER_PID"/task/*; do
+        tid=${tid##*/}
+        [[ "$tid" != "$SERVER_PID" ]] && worker=$tid
+    done
+    [ -n "$worker" ]
+    # kill(TID) on Linux signals the whole process but offers the signal to that
+    # thread first. The workers block SIGTERM, so the main thread gets it, its
+    # accept() returns EINTR, and it stops the rest. Were the worker to take it,
+    # only that worker's read would end and accept() would never notice.
+    kill -TERM "$worker"
+    wait_exit "$SERVER_PID" 5
+    SERVER_PID=
+    [ "$EXIT_STATUS" -eq 0 ]
+    grep -q 'served 2 connections, echoed 8 bytes' "$SERVER_ERR"
+    close_conn "$a"; close_conn "$b"
+}
+
+@test "03: when no thread can be started, that client is closed and the others go on" {
+    local server="$ROOT/chapters/03-threads/server"
+    grep -aq __asan_init "$server" && skip "AddressSanitizer needs more address space than this test allows"
+    # What the server needs without a client thread, from one run...
+    start_server 03-threads -v
+    local base
+    base=$(awk '/^VmSize:/ { print $2 }' "/proc/$SERVER_PID/status")
+    stop_server
+    # ...and a second run with room for one more 256 KiB thread stack, not two.
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    ( ulimit -v $(( base + 384 )) && exec "$server" --port 0 -v ) >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    SERVER_PID=$!
+    wait_until 10 grep -q '^listening on ' "$SERVER_OUT"
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    local a b c reply
+    open_conn a
+    echo_once "$a" "one"                         # the one thread there is room for
+    open_conn b
+    printf 'two\n' >&"$b"
+    run bash -c "IFS= read -r -t 5 reply <&$b"
+    [ "$status" -eq 1 ]                          # closed at once, not left hanging
+    grep -Eq '^[0-9]+ refuse fd=[0-9]+ reason=no thread$' "$SERVER_ERR"
+    echo_once "$a" "still served"
+    # Once a thread ends, the next client gets one again.
+    close_conn "$a"
+    wait_until 5 test "$(thread_count "$SERVER_PID")" -eq 1
+    open_conn c
+    echo_once "$c" "three"
+    close_conn "$b"; close_conn "$c"
+    stop_server
+    grep -q 'served 2 connections' "$SERVER_ERR"
+}

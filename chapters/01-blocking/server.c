@@ -39,15 +39,16 @@ int main(int argc, char **argv)
         return 1;
 
     /*
-     * There is a small window here: a SIGTERM that lands after the check of
-     * contract_stop but before accept() starts waiting is only noticed at the
-     * next connection. Closing that window needs a way to wait for a socket and
-     * a signal at once (chapter 08 does it with the event loop).
+     * A SIGTERM that lands after the check of contract_stop but before accept()
+     * or read() starts waiting would not be noticed until that call returns by
+     * itself. So the signal handler also shuts down the sockets we may be
+     * blocked on (see contract.h), which wakes the call whenever it lands.
      */
+    contract_wake_on_stop(listen_fd, -1);
     while (!contract_stop) {
         char peer[NET_ADDRSTRLEN];
         int fd = contract_accept(listen_fd, peer, sizeof peer);   /* blocks until a client */
-        if (fd < 0 && net_accept_action(errno) == NET_ACCEPT_FATAL) {
+        if (fd < 0 && !contract_stop && net_accept_action(errno) == NET_ACCEPT_FATAL) {
             fprintf(stderr, "server: accept: %s\n", strerror(errno));
             break;
         }
@@ -55,7 +56,9 @@ int main(int argc, char **argv)
             continue;           /* EINTR lands here too: the loop re-checks contract_stop */
         TRACE("accept fd=%d peer=%s", fd, peer);
         connections_served++;
+        contract_wake_on_stop(listen_fd, fd);
         bytes_echoed += echo_until_eof(fd);   /* every other client waits meanwhile */
+        contract_wake_on_stop(listen_fd, -1);
         close(fd);
         TRACE("close fd=%d", fd);
     }

@@ -87,6 +87,7 @@ static void serve_client(int fd)
 {
     unsigned long long echoed = echo_until_eof(fd);
 
+    contract_wake_on_stop(-1, -1);
     close(fd);
     TRACE("close fd=%d", fd);
     if (io_write_all(report_pipe[1], &echoed, sizeof echoed) < 0)
@@ -113,6 +114,7 @@ static int start_child(int listen_fd, int fd)
         block_sigchld(SIG_UNBLOCK);
         close(listen_fd);
         close(report_pipe[0]);
+        contract_wake_on_stop(-1, fd);     /* SIGTERM wakes this child's read */
         serve_client(fd);
         free(children);
         close(report_pipe[1]);
@@ -170,10 +172,11 @@ int main(int argc, char **argv)
     if (listen_fd < 0)
         return 1;
 
+    contract_wake_on_stop(listen_fd, -1);  /* SIGTERM wakes the parent's accept */
     while (!contract_stop) {
         char peer[NET_ADDRSTRLEN];
         int fd = contract_accept(listen_fd, peer, sizeof peer);
-        if (fd < 0 && net_accept_action(errno) == NET_ACCEPT_FATAL) {
+        if (fd < 0 && !contract_stop && net_accept_action(errno) == NET_ACCEPT_FATAL) {
             fprintf(stderr, "server: accept: %s\n", strerror(errno));
             break;
         }

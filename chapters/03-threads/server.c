@@ -216,10 +216,11 @@ int main(int argc, char **argv)
 
     unsigned long long connections_served = 0;
     int failed = contract_stop;
+    contract_wake_on_stop(listen_fd, -1);  /* SIGTERM wakes accept() */
     while (!contract_stop) {
         char peer[NET_ADDRSTRLEN];
         int fd = contract_accept(listen_fd, peer, sizeof peer);
-        if (fd < 0 && net_accept_action(errno) == NET_ACCEPT_FATAL) {
+        if (fd < 0 && !contract_stop && net_accept_action(errno) == NET_ACCEPT_FATAL) {
             fprintf(stderr, "server: accept: %s\n", strerror(errno));
             failed = 1;
             break;

@@ -41,8 +41,8 @@ int conn_accept(int listen_fd)
     if (fd >= 0) {
         conn_accepted++;
         TRACE("accept fd=%d peer=%s", fd, peer);
-    } else if (errno == EMFILE) {
-        TRACE("shed reason=EMFILE");     /* a client was accepted and closed */
+    } else if (errno == EMFILE || errno == ENFILE) {
+        TRACE("shed reason=%s", errno == EMFILE ? "EMFILE" : "ENFILE");     /* a client was accepted and closed */
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         TRACE("accept error=%s", strerror(errno));
     }

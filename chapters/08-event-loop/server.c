@@ -200,8 +200,8 @@ static void on_accept(struct loop *loop, int listen_fd, void *arg)
         char peer[NET_ADDRSTRLEN];
         int fd = net_accept_nonblocking(listen_fd, peer, sizeof peer);
         if (fd < 0) {
-            if (errno == EMFILE)
-                TRACE("shed reason=EMFILE");
+            if (errno == EMFILE || errno == ENFILE)
+                TRACE("shed reason=%s", errno == EMFILE ? "EMFILE" : "ENFILE");
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
                 TRACE("accept error=%s", strerror(errno));
             return;

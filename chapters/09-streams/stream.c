@@ -376,7 +376,8 @@ int stream_write(struct stream *s, const void *data, size_t len)
         return 0;
     if (s->qend + (len - sent) > s->qcapacity) {
         /* Slide to the front, then grow to what is needed. */
-        memmove(s->queue, s->queue + s->qstart, queued);
+        if (queued > 0)
+            memmove(s->queue, s->queue + s->qstart, queued);
         s->qend = queued;
         s->qstart = 0;
         size_t capacity = s->qcapacity ? s->qcapacity : 16384;
@@ -656,6 +657,14 @@ static struct stream *stream_new(struct loop *loop, int fd, const struct stream_
     return s;
 }
 
+struct stream *stream_open_fd(struct loop *loop, int fd, const struct stream_options *opts)
+{
+    struct stream_options o = complete_options(opts);
+    if (net_set_nonblocking(fd) < 0)
+        return NULL;
+    return stream_new(loop, fd, &o);
+}
+
 static void on_accept(struct loop *loop, int fd, void *arg)
 {
     struct stream_server *server = arg;
@@ -663,8 +672,8 @@ static void on_accept(struct loop *loop, int fd, void *arg)
         char peer[NET_ADDRSTRLEN];
         int client = net_accept_nonblocking(fd, peer, sizeof peer);
         if (client < 0) {
-            if (errno == EMFILE)
-                TRACE("shed reason=EMFILE");
+            if (errno == EMFILE || errno == ENFILE)
+                TRACE("shed reason=%s", errno == EMFILE ? "EMFILE" : "ENFILE");
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
                 TRACE("accept error=%s", strerror(errno));
             return;

@@ -105,6 +105,9 @@ void stream_server_close(struct stream_server *server, int clients);
 int stream_open_connection(struct loop *loop, const char *host, int port, unsigned timeout_ms,
                            stream_connected_cb *on_connected, void *arg);
 
+/* A stream over any connected, stream-oriented socket (a socketpair, say). */
+struct stream *stream_open_fd(struct loop *loop, int fd, const struct stream_options *opts);
+
 /* ---- reading ---- */
 int stream_read(struct stream *s, size_t n, stream_read_cb *cb, void *arg);
 int stream_readexactly(struct stream *s, size_t n, stream_read_cb *cb, void *arg);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bats
+# Chapter 09's claims: the stream module keeps asyncio's stream semantics (C
+# unit tests, after asyncio's own), and the programs built on it work.
+
+load helpers
+load readiness
+
+TEST_STREAM="$ROOT/chapters/09-streams/test_stream"
+
+unit() {
+    run "$TEST_STREAM" "$1"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "ok $1" ]
+}
+
+@test "09 stream: readline over the limit reports it, drops the long line, keeps the next" { unit readline-limit; }
+@test "09 stream: readuntil over the limit reports it and keeps the data" { unit readuntil-limit-keeps-data; }
+@test "09 stream: readuntil finds a separator split across reads" { unit readuntil-split-separator; }
+@test "09 stream: readexactly at end of stream reports the partial bytes" { unit readexactly-eof; }
+@test "09 stream: at_eof only once the end is seen and the buffer empty" { unit at-eof; }
+@test "09 stream: a second pending read is an error, not a crash" { unit second-read-busy; }
+@test "09 stream: ten queued writes arrive in order; drain fires once, at the low-water mark" { unit writes-in-order-drain-once; }
+@test "09 stream: close with writes pending delivers them, then closes" { unit close-delivers-pending-writes; }
+@test "09 stream: write after close fails cleanly (EPIPE)" { unit write-after-close; }
+@test "09 stream: a reset reaches the pending read as an error, and later reads too" { unit reset-reaches-read; }
+@test "09 stream: half-close: read to the end, still write, then close" { unit half-close; }
+@test "09 stream: a refused connect and an unresolvable name are reported from the loop" { unit connect-refused; }
+@test "09 stream: a connect that gets no answer times out" { unit connect-timeout; }
+@test "09 stream: reading pauses past twice the limit when nobody reads" { unit reading-pauses; }
+
+@test "09: with one idle client, the server uses under 2% of a core" {
+    start_server 09-streams
+    local cpu
+    cpu=$(cpu_with_idle_client)
+    echo "cpu: ${cpu}% of a core"
+    (( cpu < 2 ))
+    stop_server
+}
+
+@test "09: 10,000 simultaneous connections all echo" {
+    ten_thousand_connections 09-streams
+}
+
+@test "09: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
+    never_reader_is_bounded 09-streams
+}
+
+@test "09: out of descriptors (limit 64, 200 clients) it neither dies nor spins" {
+    survives_emfile 50 09-streams
+}
