@@ -52,9 +52,17 @@ int cli_parse(struct cli *cli, int argc, char **argv)
     cli->port = 8888;
     cli->verbose = 0;
     cli->error[0] = '\0';
+    cli->args = argv + argc;
+    cli->nargs = 0;
 
     for (int i = 1; i < argc; i++) {
         char name[64];
+        if (cli->args_usage != NULL && argv[i][0] != '-') {
+            /* The first word that is not an option: it and the rest are args. */
+            cli->args = argv + i;
+            cli->nargs = argc - i;
+            break;
+        }
         const char *arg = argv[i], *eq = strchr(arg, '='), *value;
         size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
 
@@ -121,7 +129,7 @@ int cli_exit_code(const struct cli *cli, int parse_result)
     printf("usage: %s [--host ADDR] [--port N] [-v|--verbose] [--help]", cli->program);
     for (const struct cli_option *o = cli->options; o != NULL && o->name != NULL; o++)
         printf(o->metavar ? " [%s %s]" : " [%s]", o->name, o->metavar ? o->metavar : "");
-    printf("\n%s\n\n", cli->about);
+    printf("%s%s\n%s\n\n", cli->args_usage ? " " : "", cli->args_usage ? cli->args_usage : "", cli->about);
     if (cli->is_client) {
         printf("  --host ADDR     the server's address (default 127.0.0.1; ::1 for IPv6)\n");
         printf("  --port N        the server's port (default 8888)\n");

@@ -26,10 +26,14 @@ struct cli {
     const char *about;                  /* one line: what this program is */
     const struct cli_option *options;   /* the chapter's own, ending with {0} */
     int is_client;                      /* --host/--port name the server to reach */
+    const char *args_usage;             /* e.g. "[MESSAGE]": words that are not options
+                                           are allowed (NULL: refused) */
     /* Filled by cli_parse (these defaults first): */
     const char *host;                   /* "127.0.0.1" */
     int port;                           /* 8888; 0 lets the kernel choose */
     int verbose;                        /* -v: trace every event on stderr */
+    char **args;                        /* the words that are not options... */
+    int nargs;                          /* ...and how many (only with args_usage) */
     char error[160];
 };
 

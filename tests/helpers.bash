@@ -24,14 +24,15 @@ wait_until() {
     return 1
 }
 
-# start_server CHAPTER [OPTIONS...]: run chapters/CHAPTER/server on a port the
-# kernel chooses; sets SERVER_PID and PORT once "listening on" has been printed.
+# start_server CHAPTER [OPTIONS...]: run chapters/CHAPTER/server (or the
+# program named by $PROGRAM) on a port the kernel chooses; sets SERVER_PID and
+# PORT once "listening on" has been printed.
 start_server() {
     local chapter=$1; shift
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
     # 3>&-: bats waits for every process holding its fd 3; a server must not.
-    "$ROOT/chapters/$chapter/server" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
     if ! wait_until 10 grep -q '^listening on ' "$SERVER_OUT"; then
         echo "server did not start; its stderr:" >&2
@@ -180,7 +181,7 @@ start_server_limited() {
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
     bash -c 'ulimit -n "$1" && shift && exec "$@"' limit "$fds" \
-        "$ROOT/chapters/$chapter/server" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+        "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
     wait_until 10 grep -q '^listening on ' "$SERVER_OUT" || { cat "$SERVER_ERR" >&2; return 1; }
     PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")

@@ -225,8 +225,10 @@ static int read_ready(struct stream *s, int *status, size_t *give, size_t *drop)
             *status = STREAM_LIMIT;
             /* readline drops the long line (or everything, if no end yet);
              * readuntil leaves it for the caller to deal with. */
-            if (s->kind == READ_LINE)
+            if (s->kind == READ_LINE) {
                 *drop = at >= 0 ? (size_t)at + s->seplen : s->len;
+                *give = at >= 0;    /* reported as len: did the line end go too? */
+            }
             return 1;
         }
         if (at >= 0) {
@@ -256,7 +258,10 @@ static int complete_read(struct stream *s)
     stream_read_cb *cb = s->read_cb;
     void *arg = s->read_arg;
     s->kind = READ_NONE;            /* the callback may start the next read */
-    cb(s, status, give ? s->data : NULL, give, arg);
+    if (status == STREAM_LIMIT)
+        cb(s, status, NULL, give, arg);     /* readline: give is 1 or 0, see stream.h */
+    else
+        cb(s, status, give ? s->data : NULL, give, arg);
     consume(s, drop);
     return 1;
 }

@@ -27,7 +27,9 @@
  *     STREAM_LIMIT        readuntil/readline: no separator within the limit.
  *                         readuntil leaves the data buffered; readline
  *                         discards it (the line, or all buffered if no end
- *                         of line was seen), as asyncio does
+ *                         of line was seen), as asyncio does. For readline,
+ *                         len is 1 if the end of the long line was dropped
+ *                         too, 0 if the rest of it is still to come
  *     -errno              the connection failed (-ECONNRESET, -ETIMEDOUT...)
  * A callback is called once, never from inside the call that started it:
  * it runs from the loop (or after the current callback returns), so a

@@ -137,6 +137,7 @@ static int test_readline_limit(void)
     stream_readline(p.s, on_read, NULL);
     CHECK(run_until(p.loop, &got.calls, 1) == 0, "no callback");
     CHECK(got.status == STREAM_LIMIT, "status %d, expected STREAM_LIMIT", got.status);
+    CHECK(got.len == 1, "len %zu: the end of the long line was there, and dropped", got.len);
     /* The long line is gone, the next one is intact. */
     stream_readline(p.s, on_read, NULL);
     CHECK(run_until(p.loop, &got.calls, 2) == 0, "no second callback");
