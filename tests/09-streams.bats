@@ -129,7 +129,8 @@ join_chat() {     # join_chat VAR NICK COUNT
     [ "$(grep -c '^\[ada\] 0' "$BATS_TEST_TMPDIR/bob.txt")" -eq 50000 ]   # bob missed nothing
     after=$(rss_kib "$SERVER_PID")
     echo "rss before=${before} KiB after=${after} KiB"
-    (( after - before < 8192 ))
+    # (AddressSanitizer's quarantine holds freed buffers: no bound to check there.)
+    sanitized "$ROOT/chapters/09-streams/chat" || (( after - before < 8192 ))
     close_conn "$a"; close_conn "$b"; close_conn "$c"
     stop_server
 }

@@ -186,3 +186,9 @@ start_server_limited() {
     wait_until 10 grep -q '^listening on ' "$SERVER_OUT" || { cat "$SERVER_ERR" >&2; return 1; }
     PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
 }
+
+# sanitized PROGRAM: true if PROGRAM was built with SANITIZE=1. AddressSanitizer
+# keeps freed memory in quarantine, so RSS bounds mean little there.
+sanitized() {
+    grep -q AddressSanitizer "$1" 2>/dev/null
+}
