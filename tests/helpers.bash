@@ -190,5 +190,5 @@ start_server_limited() {
 # sanitized PROGRAM: true if PROGRAM was built with SANITIZE=1. AddressSanitizer
 # keeps freed memory in quarantine, so RSS bounds mean little there.
 sanitized() {
-    grep -q AddressSanitizer "$1" 2>/dev/null
+    grep -q __asan_init "$1" 2>/dev/null
 }
