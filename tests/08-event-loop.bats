@@ -89,24 +89,7 @@ unit() {
 }
 
 @test "08: an idle connection costs under 512 bytes of server memory (10,000 of them)" {
-    local hard
-    hard=$(ulimit -Hn)
-    [[ "$hard" == unlimited ]] || (( hard >= 10100 )) ||
-        skip "the hard descriptor limit is $hard; 10,000 connections need 10,100"
-    ulimit -n "$hard"
-    start_server 08-event-loop -v
-    local before after
-    before=$(rss_kib "$SERVER_PID")
-    "$LOADGEN" --port "$PORT" --idle --connections 10000 --hold 60 --timeout 60 \
-        >"$BATS_TEST_TMPDIR/idle.out" 2>&1 3>&- &
-    BACKGROUND_PIDS+=($!)
-    wait_until 60 grep -q '^connected=10000$' "$BATS_TEST_TMPDIR/idle.out"
-    # connected means the kernel finished the handshakes; wait for the accepts
-    wait_until 30 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 10000
-    after=$(rss_kib "$SERVER_PID")
-    echo "rss before=${before} KiB with 10,000 idle=${after} KiB: $(( (after - before) * 1024 / 10000 )) bytes each"
-    (( (after - before) * 1024 / 10000 < 512 ))
-    stop_server
+    idle_memory_is_small 08-event-loop 512
 }
 
 @test "08: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {

@@ -42,6 +42,10 @@ unit() {
     ten_thousand_connections 09-streams
 }
 
+@test "09: 10,000 idle streams cost under 4 MiB above an idle server (under 420 bytes each)" {
+    idle_memory_is_small 09-streams 420
+}
+
 @test "09: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
     never_reader_is_bounded 09-streams
 }

@@ -89,6 +89,7 @@ teardown() {
     local pid
     for pid in "${BACKGROUND_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null     # reaped quietly: no "Killed" line in the output
     done
     if [[ -n "${SERVER_PID:-}" ]]; then
         kill -KILL "$SERVER_PID" 2>/dev/null

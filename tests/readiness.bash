@@ -80,3 +80,25 @@ cpu_with_idle_client() {
     cpu_percent "$SERVER_PID" 1
     close_conn "$conn"
 }
+
+# idle_memory_is_small CHAPTER BYTES: with 10,000 idle connections, the
+# server's RSS grows by less than BYTES per connection.
+idle_memory_is_small() {
+    local chapter=$1 limit=$2 hard before after
+    hard=$(ulimit -Hn)
+    [[ "$hard" == unlimited ]] || (( hard >= 10100 )) ||
+        skip "the hard descriptor limit is $hard; 10,000 connections need 10,100"
+    ulimit -n "$hard"
+    start_server "$chapter" -v
+    before=$(rss_kib "$SERVER_PID")
+    "$LOADGEN" --port "$PORT" --idle --connections 10000 --hold 60 --timeout 60 \
+        >"$BATS_TEST_TMPDIR/idle.out" 2>&1 3>&- &
+    BACKGROUND_PIDS+=($!)
+    wait_until 60 grep -q '^connected=10000$' "$BATS_TEST_TMPDIR/idle.out"
+    # connected means the kernel finished the handshakes; wait for the accepts
+    wait_until 30 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 10000
+    after=$(rss_kib "$SERVER_PID")
+    echo "rss before=${before} KiB with 10,000 idle=${after} KiB: $(( (after - before) * 1024 / 10000 )) bytes each"
+    (( (after - before) * 1024 / 10000 < limit ))
+    stop_server
+}
