@@ -11,7 +11,7 @@
 
 CHAPTERS := $(sort $(patsubst %/,%,$(wildcard chapters/[0-9][0-9]-*/)))
 NEWEST := $(lastword $(CHAPTERS))
-BATS_LOCAL := .deps/node_modules/.bin/bats
+BATS_LOCAL := .deps/node_modules/bats/bin/bats
 
 .PHONY: all tools $(CHAPTERS) test run compare clean
 
@@ -31,7 +31,8 @@ endif
 
 $(BATS_LOCAL):
 	@command -v npm >/dev/null 2>&1 || { echo "bats is missing: install it with 'apt-get install bats' (or install npm and run make test again)"; exit 1; }
-	npm install --silent --no-audit --no-fund --prefix .deps bats >/dev/null
+	npm install --no-audit --no-fund --prefix .deps bats >/dev/null 2>&1 || { echo "could not fetch bats with npm: install it with 'apt-get install bats'"; exit 1; }
+	@test -x $(BATS_LOCAL) || { echo "npm did not install bats: install it with 'apt-get install bats'"; exit 1; }
 
 test: all $(if $(filter $(abspath $(BATS_LOCAL)),$(BATS)),$(BATS_LOCAL))
 	@BATS="$(BATS)" tests/run $(CH)
@@ -42,8 +43,18 @@ run: all
 	echo "running $$dir/server (Ctrl-C to stop; try: tools/echo-client <<< hello)"; \
 	exec $$dir/server --port 8888
 
+# tools/compare and tools/timeline are Python 3 scripts (standard library only).
+NEED_PYTHON = command -v python3 >/dev/null 2>&1 || { echo "make $@ needs python3, which is not installed (apt-get install python3); the rest of the project does not"; exit 1; }
+
 compare: all
+	@$(NEED_PYTHON)
 	@tools/compare $(if $(QUICK),--quick)
+
+# make timeline [CH=NN]: swimlanes of three clients from the servers' -v trace (docs/timeline-*.svg)
+.PHONY: timeline
+timeline: all
+	@$(NEED_PYTHON)
+	@tools/timeline $(if $(CH),$(CH),--docs)
 
 clean:
 	@$(MAKE) --no-print-directory -C tools clean
