@@ -193,6 +193,15 @@ static void add_client(struct loop *loop, int fd)
     server.served++;
 }
 
+static void on_accept(struct loop *loop, int listen_fd, void *arg);
+
+static void resume_accepting(struct loop *loop, void *arg)
+{
+    (void)arg;
+    if (server.listen_fd >= 0)
+        loop_add_reader(loop, server.listen_fd, on_accept, NULL);
+}
+
 static void on_accept(struct loop *loop, int listen_fd, void *arg)
 {
     (void)arg;
@@ -200,10 +209,17 @@ static void on_accept(struct loop *loop, int listen_fd, void *arg)
         char peer[NET_ADDRSTRLEN];
         int fd = net_accept_nonblocking(listen_fd, peer, sizeof peer);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
+            if (errno == EMFILE || errno == ENFILE) {
                 TRACE("shed reason=%s", errno == EMFILE ? "EMFILE" : "ENFILE");
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            } else if (errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of memory there is nobody to shed: stop watching the
+                 * listener for 100 ms rather than wake for it in a spin. */
+                TRACE("accept error=%s: pausing 100 ms", strerror(errno));
+                loop_remove_reader(loop, listen_fd);
+                loop_call_later(loop, 100, resume_accepting, NULL);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 TRACE("accept error=%s", strerror(errno));
+            }
             return;
         }
         TRACE("accept fd=%d peer=%s", fd, peer);
