@@ -13,6 +13,11 @@ LABEL="${CHAPTER:-}${SERVER_ARGS:+ $SERVER_ARGS}"
 setup() {
     [[ -n "${CHAPTER:-}" ]] || skip "set CHAPTER to a folder of chapters/ (tests/run does)"
     [[ -x "$ROOT/chapters/$CHAPTER/server" ]] || skip "chapters/$CHAPTER/server is not built"
+    if [[ "$CHAPTER" == 12-* ]]; then
+        # io_uring may be missing or forbidden (old kernel, sysctl, seccomp).
+        local why
+        why=$("$ROOT/chapters/$CHAPTER/server" --check 2>&1) || skip "$why"
+    fi
 }
 
 # 01 serves one client at a time by design: a client that stays connected

@@ -1,0 +1,381 @@
+/*
+ * Chapter 12 — io_uring: ask the kernel to do the I/O, and hear when it is done.
+ *
+ * Chapters 05-11 ask "which sockets are ready?" and then make the read and
+ * the send themselves. Here we hand the kernel the operations — accept on the
+ * listener, recv into this buffer, send these bytes — as entries in a shared
+ * ring (the SQ), and the kernel puts one completion per operation in another
+ * ring (the CQ): "the recv for connection X is done: 12 bytes". ring.c maps
+ * the two rings; this file is the echo on top of them.
+ *
+ * One operation at a time per connection: recv, then send what came (again
+ * for the rest, if the send was short), then recv again. So a connection
+ * never receives while its echo is unsent: a client that does not read its
+ * echo stops being read (back-pressure), and memory per connection stays one
+ * buffer of BUF_SIZE bytes.
+ *
+ * Each round of the loop is ONE system call: io_uring_enter submits every
+ * entry queued since the last round and sleeps until at least one completion
+ * is there; then we handle every completion waiting. With many busy clients
+ * one call carries many echoes: fewer than one system call per echo.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "contract.h"
+#include "net.h"
+#include "ring.h"
+#include "trace.h"
+
+#define BUF_SIZE 16384          /* per connection: echo not yet sent, at most */
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 16384        /* room for a completion from every busy connection */
+#define PAUSE_NS 100000000      /* out of descriptors, nobody to shed: wait 100 ms */
+
+/*
+ * A completion carries back the 64-bit user_data of its submission. Ours is a
+ * connection's address with the kind of operation in its 3 low bits (malloc
+ * aligns to at least 8), or just a kind for the server's own operations.
+ */
+enum kind { K_ACCEPT = 1, K_SIGNAL, K_PAUSE, K_CANCEL, K_CLOSE, K_RECV, K_SEND };
+#define KIND_MASK 7u
+
+struct conn {
+    int fd;
+    unsigned busy;              /* K_RECV or K_SEND in flight, or 0 */
+    size_t start, end;          /* echo not yet sent: buf[start, end) */
+    struct conn *prev, *next;   /* every connection, for the shutdown */
+    char buf[BUF_SIZE];
+};
+
+enum { ACCEPT_IDLE, ACCEPT_ARMED, ACCEPT_PAUSED };
+
+static struct {
+    struct ring ring;
+    int listen_fd, signal_fd;
+    long oneshot;               /* --oneshot, or a kernel without multishot accept */
+    int accept_state, stopping, failed;
+    unsigned inflight;          /* operations submitted and not yet completed */
+    struct conn *conns;
+    unsigned long long served, echoed;
+    struct signalfd_siginfo siginfo;    /* the signalfd read lands here */
+    struct __kernel_timespec pause;
+} s = { .listen_fd = -1, .signal_fd = -1, .pause = { 0, PAUSE_NS } };
+
+/*
+ * A free submission entry, counted in flight. When the SQ is full, hand it to
+ * the kernel at once (no waiting) to make room. NULL if even that fails.
+ */
+static struct io_uring_sqe *get_sqe(uint64_t user_data)
+{
+    struct io_uring_sqe *sqe = ring_get_sqe(&s.ring);
+    if (sqe == NULL && (ring_submit(&s.ring, 0) >= 0 || errno == EINTR))
+        sqe = ring_get_sqe(&s.ring);
+    if (sqe == NULL)
+        return NULL;
+    sqe->user_data = user_data;
+    s.inflight++;
+    return sqe;
+}
+
+static void cancel(uint64_t target)
+{
+    struct io_uring_sqe *sqe = get_sqe(K_CANCEL);
+    if (sqe != NULL) {
+        sqe->opcode = IORING_OP_ASYNC_CANCEL;
+        sqe->addr = target;     /* the user_data of the operation to cancel */
+    }
+}
+
+/* The connection is idle (nothing of it in flight): close it and free it. */
+static void close_conn(struct conn *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(K_CLOSE);
+    if (sqe != NULL) {
+        sqe->opcode = IORING_OP_CLOSE;  /* batched with the rest: no close(2) */
+        sqe->fd = c->fd;
+    } else {
+        close(c->fd);
+    }
+    TRACE("close fd=%d", c->fd);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s.conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c);            /* safe: no entry in flight points into it */
+}
+
+/* Queue a recv into the empty buffer, or the send of what is left of the echo. */
+static void submit_io(struct conn *c, unsigned kind)
+{
+    struct io_uring_sqe *sqe = get_sqe((uint64_t)(uintptr_t)c | kind);
+    if (sqe == NULL) {
+        close_conn(c);
+        return;
+    }
+    sqe->opcode = kind == K_RECV ? IORING_OP_RECV : IORING_OP_SEND;
+    sqe->fd = c->fd;
+    sqe->addr = (uint64_t)(uintptr_t)(kind == K_RECV ? c->buf : c->buf + c->start);
+    sqe->len = (unsigned)(kind == K_RECV ? BUF_SIZE : c->end - c->start);
+    sqe->msg_flags = kind == K_SEND ? MSG_NOSIGNAL : 0;    /* EPIPE, not SIGPIPE */
+    c->busy = kind;
+}
+
+static void arm_accept(void)
+{
+    struct io_uring_sqe *sqe = get_sqe(K_ACCEPT);
+    if (sqe == NULL)
+        return;                 /* still ACCEPT_IDLE: tried again next round */
+    sqe->opcode = IORING_OP_ACCEPT;
+    sqe->fd = s.listen_fd;
+    sqe->accept_flags = SOCK_CLOEXEC;
+    /* Multishot (5.19+): one entry, one completion per client, until it
+     * fails or is cancelled. Without it: one entry per client. */
+    sqe->ioprio = s.oneshot ? 0 : IORING_ACCEPT_MULTISHOT;
+    s.accept_state = ACCEPT_ARMED;
+}
+
+static void pause_accepting(void)
+{
+    struct io_uring_sqe *sqe = get_sqe(K_PAUSE);
+    if (sqe == NULL)
+        return;
+    sqe->opcode = IORING_OP_TIMEOUT;    /* completes with -ETIME after s.pause */
+    sqe->addr = (uint64_t)(uintptr_t)&s.pause;
+    sqe->len = 1;
+    s.accept_state = ACCEPT_PAUSED;
+}
+
+static void new_conn(int fd)
+{
+    struct conn *c = malloc(sizeof *c);    /* buffer pages touched only once used */
+    if (c == NULL || s.stopping) {
+        free(c);
+        close(fd);
+        return;
+    }
+    s.served++;
+    if (trace_enabled) {        /* the peer's name costs a call: only when tracing */
+        char peer[NET_ADDRSTRLEN] = "?";
+        net_peer_name(fd, peer, sizeof peer);
+        TRACE("accept fd=%d peer=%s", fd, peer);
+    }
+    *c = (struct conn){ .fd = fd, .next = s.conns };
+    if (s.conns != NULL)
+        s.conns->prev = c;
+    s.conns = c;
+    submit_io(c, K_RECV);
+}
+
+/*
+ * Out of descriptors. io_uring's accept reserves a descriptor before it looks
+ * for a client, so it fails at once even with nobody waiting: re-arming it
+ * straight away would spin. If a client is waiting, shed it with the reserve
+ * descriptor (see net.h) and accept again; if not, pause for 100 ms.
+ */
+static void shed(int err)
+{
+    struct pollfd waiting = { .fd = s.listen_fd, .events = POLLIN };
+    if (err != EMFILE && err != ENFILE)
+        ;                       /* out of memory: nothing to shed with */
+    else if (poll(&waiting, 1, 0) == 1) {
+        net_reserve_close();
+        int fd = accept(s.listen_fd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        net_reserve_open();
+        if (fd >= 0) {
+            TRACE("shed reason=%s", err == EMFILE ? "EMFILE" : "ENFILE");
+            return;             /* ACCEPT_IDLE: re-armed next round */
+        }
+    }
+    pause_accepting();
+}
+
+static void on_accept(int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        s.accept_state = ACCEPT_IDLE;   /* no longer armed */
+    if (res >= 0) {
+        new_conn(res);
+    } else if (res == -EINVAL && !s.oneshot) {
+        TRACE("multishot accept not supported: one-shot accepts");
+        s.oneshot = 1;
+    } else if (res != -ECANCELED) {
+        int action = net_accept_action(-res);
+        TRACE("accept error=%s", strerror(-res));
+        if (action == NET_ACCEPT_BACK_OFF)
+            shed(-res);
+        else if (action == NET_ACCEPT_FATAL) {
+            fprintf(stderr, "server: accept: %s\n", strerror(-res));
+            s.failed = 1;
+        }
+    }
+}
+
+static void on_conn(struct conn *c, unsigned kind, int res)
+{
+    c->busy = 0;
+    if (res < 0) {
+        if (res != -ECANCELED)
+            TRACE("%s fd=%d error=%s", kind == K_RECV ? "read" : "write", c->fd, strerror(-res));
+        close_conn(c);          /* reset, EPIPE, or cancelled at shutdown */
+    } else if (s.stopping) {
+        close_conn(c);
+    } else if (kind == K_RECV && res == 0) {
+        TRACE("eof fd=%d", c->fd);      /* all its echo went out before this recv */
+        close_conn(c);
+    } else if (kind == K_RECV) {
+        TRACE("read fd=%d n=%d", c->fd, res);
+        c->start = 0;
+        c->end = (size_t)res;
+        submit_io(c, K_SEND);
+    } else {
+        TRACE("write fd=%d n=%d", c->fd, res);
+        s.echoed += (unsigned)res;
+        c->start += (size_t)res;
+        submit_io(c, c->start < c->end ? K_SEND : K_RECV);     /* a short send: the rest */
+    }
+}
+
+/* SIGINT/SIGTERM: stop accepting, cancel every operation in flight. Each
+ * connection is closed and freed when its cancelled operation completes. */
+static void begin_stop(void)
+{
+    TRACE("stop: cancelling %u operations", s.inflight);
+    s.stopping = 1;
+    if (s.accept_state != ACCEPT_IDLE)
+        cancel(s.accept_state == ACCEPT_ARMED ? K_ACCEPT : K_PAUSE);
+    for (struct conn *c = s.conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->busy)
+            cancel((uint64_t)(uintptr_t)c | c->busy);
+        else
+            close_conn(c);
+    }
+}
+
+static void handle(const struct io_uring_cqe *cqe)
+{
+    unsigned kind = (unsigned)(cqe->user_data & KIND_MASK);
+    struct conn *c = (struct conn *)(uintptr_t)(cqe->user_data & ~(uint64_t)KIND_MASK);
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        s.inflight--;           /* its last completion: the entry is done */
+    if (c != NULL)
+        on_conn(c, kind, cqe->res);
+    else if (kind == K_ACCEPT)
+        on_accept(cqe->res, cqe->flags);
+    else if (kind == K_PAUSE)
+        s.accept_state = ACCEPT_IDLE;
+    else if (kind == K_SIGNAL)
+        begin_stop();           /* the signalfd read completed: a signal came */
+}
+
+int main(int argc, char **argv)
+{
+    long check = 0;
+    const struct cli_option options[] = {
+        { "--oneshot", NULL, "one accept entry per client (no multishot accept)", 0, 1, &s.oneshot },
+        { "--check", NULL, "only check that io_uring works here, then exit", 0, 1, &check },
+        { 0 },
+    };
+    struct cli cli = {
+        .program = "server",
+        .about = "Chapter 12: an echo server on io_uring, completion-based I/O.",
+        .options = options,
+    };
+    int parsed = cli_parse(&cli, argc, argv);
+    if (parsed != CLI_OK)
+        return cli_exit_code(&cli, parsed);
+
+    if (ring_init(&s.ring, SQ_ENTRIES, CQ_ENTRIES) < 0) {
+        fprintf(stderr, "server: io_uring is not available: io_uring_setup: %s\n",
+                ring_why_unavailable(errno));
+        return 1;
+    }
+    if (check) {
+        fprintf(stderr, "server: io_uring is available (features %#x)\n", s.ring.features);
+        ring_exit(&s.ring);
+        return 0;
+    }
+    /* The signals wait, blocked, until the signalfd read in the ring takes
+     * them: no handler, no race with going to sleep in io_uring_enter. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    struct sigaction ignore = { .sa_handler = SIG_IGN };
+    long limit = net_raise_fd_limit();
+    if (sigaction(SIGPIPE, &ignore, NULL) < 0 || sigprocmask(SIG_BLOCK, &stop_signals, NULL) < 0 ||
+        (s.signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC)) < 0 || net_reserve_open() < 0) {
+        perror("server: setup");
+        ring_exit(&s.ring);
+        return 1;
+    }
+    TRACE("fd limit raised to %ld; io_uring setup flags %#x, features %#x", limit,
+          s.ring.setup_flags, s.ring.features);
+    s.listen_fd = contract_listen(&cli, SOMAXCONN);
+    if (s.listen_fd < 0) {
+        s.failed = 1;
+        s.stopping = 1;         /* nothing in flight: the loop is skipped */
+    } else {
+        struct io_uring_sqe *sqe = get_sqe(K_SIGNAL);
+        sqe->opcode = IORING_OP_READ;   /* the ring is empty: sqe is not NULL */
+        sqe->fd = s.signal_fd;
+        sqe->addr = (uint64_t)(uintptr_t)&s.siginfo;
+        sqe->len = sizeof s.siginfo;
+    }
+
+    while (!s.stopping || s.inflight > 0) {
+        if (!s.stopping && s.accept_state == ACCEPT_IDLE)
+            arm_accept();
+        /* The one system call of the round: submit all, wait for one. */
+        if (ring_submit(&s.ring, 1) < 0 && errno != EINTR) {
+            if (errno != EAGAIN && errno != EBUSY) {
+                fprintf(stderr, "server: io_uring_enter: %s\n", strerror(errno));
+                s.failed = 1;
+                break;
+            }
+            /* Short of memory, or the kernel holds completions that did not
+             * fit in the CQ: reap what is there, or back off 1 ms. */
+            if (ring_ready(&s.ring) == 0)
+                nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+        }
+        for (unsigned n = ring_ready(&s.ring); n > 0; n--) {
+            struct io_uring_cqe cqe = *ring_cqe(&s.ring, 0);
+            ring_advance(&s.ring, 1);   /* the slot is free: handlers may submit */
+            handle(&cqe);
+        }
+        if (s.failed && !s.stopping)
+            begin_stop();
+    }
+
+    /* Nothing is in flight any more, so closing the ring cannot leave the
+     * kernel writing into freed memory. (Connections remain only if
+     * io_uring_enter itself failed: the ring goes first, then they do.) */
+    ring_exit(&s.ring);
+    for (struct conn *c = s.conns, *next; c != NULL; c = next) {
+        next = c->next;
+        close(c->fd);
+        free(c);
+    }
+    if (s.listen_fd >= 0)
+        close(s.listen_fd);
+    close(s.signal_fd);
+    net_reserve_close();
+    if (s.listen_fd >= 0)
+        contract_summary(&cli, s.served, s.echoed);
+    return s.failed;
+}

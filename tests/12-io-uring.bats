@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# Chapter 12's claims: the same echo on io_uring (completion-based I/O), with
+# fewer than one system call per echo under load. Every test skips, saying
+# why, where io_uring is not available (old kernel, sysctl, seccomp).
+
+load helpers
+load readiness
+
+SERVER12="$ROOT/chapters/12-io-uring/server"
+
+setup() {
+    [[ -x "$SERVER12" ]] || skip "chapters/12-io-uring/server is not built"
+    # The tests of the "not available" path fake it with strace: they run anyway.
+    [[ "$BATS_TEST_DESCRIPTION" == *"not available"* ]] && return 0
+    run "$SERVER12" --check
+    (( status == 0 )) || skip "$output"
+}
+
+@test "12: with one idle client, the server uses under 2% of a core (it sleeps in io_uring_enter)" {
+    local cpu
+    start_server 12-io-uring
+    cpu=$(cpu_with_idle_client)
+    echo "${cpu}% of a core"
+    (( cpu < 2 ))
+    stop_server
+}
+
+@test "12: 10,000 simultaneous connections all echo (multishot accept)" {
+    ten_thousand_connections 12-io-uring
+}
+
+@test "12: 10,000 simultaneous connections all echo (--oneshot: one accept entry per client)" {
+    ten_thousand_connections 12-io-uring --oneshot
+}
+
+@test "12: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
+    never_reader_is_bounded 12-io-uring
+}
+
+@test "12: clients that reset mid-stream, during other clients' load, leave the server serving" {
+    start_server 12-io-uring
+    background "$LOADGEN" --port "$PORT" --connections 20 --size 4096 --duration 10 --timeout 10
+    local i
+    for i in $(seq 1 20); do
+        run "$CLIENT" --port "$PORT" --reset-after 300000
+        [ "$status" -eq 0 ]
+    done
+    run "$CLIENT" --port "$PORT" --bytes 1000000
+    [ "$status" -eq 0 ]
+    [ "$output" = "ok 1000000 bytes" ]
+    stop_server
+}
+
+@test "12: SIGTERM with operations in flight (recvs, a blocked send, load) exits 0 within a second" {
+    start_server 12-io-uring -v
+    # A blocked send: a client that sends 64 MiB and never reads.
+    background "$CLIENT" --port "$PORT" --bytes 67108864 --no-read --timeout 30
+    # Idle connections: a recv in flight on each.
+    local conns=() conn i
+    for i in 1 2 3 4 5; do
+        open_conn conn
+        echo_once "$conn" "idle $i"
+        conns+=("$conn")
+    done
+    # Echoes in flight at the moment the signal lands.
+    "$LOADGEN" --port "$PORT" --connections 50 --size 64 --duration 10 --timeout 10 \
+        >"$BATS_TEST_TMPDIR/load.out" 2>&1 3>&- &
+    BACKGROUND_PIDS+=($!)
+    wait_until 10 grep -q 'write fd=.* n=16384' "$SERVER_ERR"
+    wait_until 10 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -ge 56
+    kill -TERM "$SERVER_PID"
+    wait_exit "$SERVER_PID" 1
+    SERVER_PID=
+    grep -E '^[0-9]+ stop: cancelling [0-9]+ operations$' "$SERVER_ERR"
+    tail -1 "$SERVER_ERR"
+    [ "$EXIT_STATUS" -eq 0 ]
+    tail -1 "$SERVER_ERR" | grep -Eq '^server: served [0-9]+ connections, echoed [0-9]+ bytes$'
+    # Every connection was closed before the exit.
+    [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq "$(grep -c ' close fd=' "$SERVER_ERR")" ]
+    for conn in "${conns[@]}"; do close_conn "$conn"; done
+}
+
+@test "12: out of descriptors (limit 64, 200 clients) it neither dies nor spins" {
+    survives_emfile 50 12-io-uring
+}
+
+@test "12: 1,000 connections x 64 bytes: fewer io_uring_enter calls than echoes, and no read or send calls" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    local hard
+    hard=$(ulimit -Hn)
+    [[ "$hard" == unlimited ]] || (( hard >= 1100 )) || skip "the hard descriptor limit is $hard"
+    ulimit -n "$hard"
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    local counts="$BATS_TEST_TMPDIR/strace.txt" tracer
+    # LeakSanitizer cannot run under ptrace: off for this run (the other tests check leaks).
+    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -c -o "$counts" "$SERVER12" --port 0 >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    tracer=$!
+    wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    SERVER_PID=$(child_pids "$tracer")
+    run "$LOADGEN" --port "$PORT" --connections 1000 --size 64 --requests 50000 --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=50000 "*"errors=0"* ]]
+    kill -TERM "$SERVER_PID"
+    SERVER_PID=
+    wait_exit "$tracer" 10      # strace exits with the server's status
+    [ "$EXIT_STATUS" -eq 0 ]
+    cat "$counts"
+    calls() { awk -v name="$1" '$NF == name { print $4 }' "$counts"; }
+    local enters reads sends
+    enters=$(calls io_uring_enter); reads=$(calls read); sends=$(calls sendto)
+    echo "io_uring_enter=$enters read=${reads:-0} sendto=${sends:-0} for 50000 echoes"
+    (( enters > 0 && enters < 50000 ))
+    # The recvs and sends were ring entries, not system calls.
+    (( ${reads:-0} < 100 && ${sends:-0} == 0 ))
+}
+
+@test "12: io_uring not available (faked ENOSYS, EPERM): exit 1 with one line saying so and why" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    export ASAN_OPTIONS=detect_leaks=0     # LeakSanitizer cannot run under ptrace
+    run strace -o /dev/null -e inject=io_uring_setup:error=ENOSYS "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "server: io_uring is not available: io_uring_setup: this kernel has no io_uring"* ]]
+    run strace -o /dev/null -e inject=io_uring_setup:error=EPERM "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "server: io_uring is not available: io_uring_setup: not permitted (sysctl kernel.io_uring_disabled"* ]]
+    # Nothing on stdout: it never got to listen.
+    strace -o /dev/null -e inject=io_uring_setup:error=EPERM "$SERVER12" --port 0 \
+        >"$BATS_TEST_TMPDIR/stdout" 2>/dev/null || true
+    [ ! -s "$BATS_TEST_TMPDIR/stdout" ]
+}
