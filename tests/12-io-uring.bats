@@ -67,9 +67,9 @@ setup() {
         >"$BATS_TEST_TMPDIR/load.out" 2>&1 3>&- &
     BACKGROUND_PIDS+=($!)
     wait_until 10 grep -q 'write fd=.* n=16384' "$SERVER_ERR"
-    wait_until 10 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -ge 56
+    wait_until 30 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -ge 56
     kill -TERM "$SERVER_PID"
-    wait_exit "$SERVER_PID" 1
+    wait_exit "$SERVER_PID" 5
     SERVER_PID=
     grep -E '^[0-9]+ stop: cancelling [0-9]+ operations$' "$SERVER_ERR"
     tail -1 "$SERVER_ERR"
