@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -235,23 +236,29 @@ int net_accept_action(int err)
     }
 }
 
-/* One descriptor held back for the day accept() fails with EMFILE. */
+/* One descriptor held back for the day accept() fails with EMFILE. Several
+ * threads may accept at once (chapter 11): the lock makes sure only one of
+ * them gives the reserve up and takes it back at a time. */
 static int reserve_fd = -1;
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int net_reserve_open(void)
 {
+    pthread_mutex_lock(&reserve_lock);
     if (reserve_fd < 0)
-        reserve_fd = open("/dev/null", O_RDONLY);
-    if (reserve_fd >= 0)
-        net_set_cloexec(reserve_fd);
-    return reserve_fd < 0 ? -1 : 0;
+        reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int ok = reserve_fd >= 0;
+    pthread_mutex_unlock(&reserve_lock);
+    return ok ? 0 : -1;
 }
 
 void net_reserve_close(void)
 {
+    pthread_mutex_lock(&reserve_lock);
     if (reserve_fd >= 0)
         close(reserve_fd);
     reserve_fd = -1;
+    pthread_mutex_unlock(&reserve_lock);
 }
 
 int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen)
@@ -265,17 +272,22 @@ int net_accept_nonblocking(int listen_fd, char *peer, size_t peerlen)
         errno = saved;
         return -1;
     }
-    if ((errno == EMFILE || errno == ENFILE) && reserve_fd >= 0) {
+    if (errno == EMFILE || errno == ENFILE) {
         /* Linux checks for a free descriptor before it looks at the queue:
          * EMFILE does not mean somebody is waiting. Only say EMFILE (a client
          * was shed) if the spare slot actually took one. */
-        int limit_errno = errno;
-        net_reserve_close();
-        fd = accept(listen_fd, NULL, NULL);
-        int accept_errno = errno;
-        if (fd >= 0)
-            close(fd);
-        net_reserve_open();
+        int limit_errno = errno, accept_errno = limit_errno;
+        pthread_mutex_lock(&reserve_lock);
+        if (reserve_fd >= 0) {
+            close(reserve_fd);
+            reserve_fd = -1;
+            fd = accept(listen_fd, NULL, NULL);
+            accept_errno = errno;
+            if (fd >= 0)
+                close(fd);
+            reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        pthread_mutex_unlock(&reserve_lock);
         errno = fd >= 0 ? limit_errno : accept_errno;
     }
     return -1;

@@ -29,7 +29,7 @@ load helpers
     done
     # A child that exited but was never reaped stays in /proc as a zombie of
     # the server: waiting for zero children proves every one was reaped.
-    wait_until 5 test "$(child_count "$SERVER_PID")" -eq 0
+    wait_until 5 value_is 0 child_count "$SERVER_PID"
     stop_server
     grep -q 'served 20 connections, echoed 20000 bytes' "$SERVER_ERR"
 }

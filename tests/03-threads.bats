@@ -17,7 +17,7 @@ load helpers
     [ "$(thread_count "$SERVER_PID")" -eq 6 ]     # main + one per client
     for fd in "${conns[@]}"; do close_conn "$fd"; done
     # Each thread ends with its client: back to the main thread alone.
-    wait_until 5 test "$(thread_count "$SERVER_PID")" -eq 1
+    wait_until 5 value_is 1 thread_count "$SERVER_PID"
     stop_server
 }
 
@@ -48,7 +48,7 @@ load helpers
     echo_once "$a" "busy"
     open_conn b
     printf 'queued\n' >&"$b"
-    wait_until 5 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 2   # b is in the queue
+    wait_until 5 value_is 2 grep_count ' accept fd=' "$SERVER_ERR"   # b is in the queue
     stop_server
     grep -q 'served 2 connections, echoed 5 bytes' "$SERVER_ERR"
     close_conn "$a"; close_conn "$b"
@@ -86,7 +86,7 @@ load helpers
         queued+=("$fd")
     done
     # The main thread accepts in order: once 65 accepts are traced, the queue is full.
-    wait_until 5 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 65
+    wait_until 5 value_is 65 grep_count ' accept fd=' "$SERVER_ERR"
     open_conn fd
     printf 'one too many\n' >&"$fd"
     run bash -c "IFS= read -r -t 5 reply <&$fd"
@@ -152,7 +152,7 @@ load helpers
     echo_once "$a" "still served"
     # Once a thread ends, the next client gets one again.
     close_conn "$a"
-    wait_until 5 test "$(thread_count "$SERVER_PID")" -eq 1
+    wait_until 5 value_is 1 thread_count "$SERVER_PID"
     open_conn c
     echo_once "$c" "three"
     close_conn "$b"; close_conn "$c"

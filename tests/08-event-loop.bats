@@ -50,7 +50,7 @@ unit() {
         sleep 0.3                       # the client's pace, not a wait for the server
     done
     echo_once "$conn" "still here"
-    ! grep -q ' idle fd=' "$SERVER_ERR"
+    [ "$(grep_count ' idle fd=' "$SERVER_ERR")" -eq 0 ]
     close_conn "$conn"
     stop_server
 }

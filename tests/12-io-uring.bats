@@ -67,7 +67,7 @@ setup() {
         >"$BATS_TEST_TMPDIR/load.out" 2>&1 3>&- &
     BACKGROUND_PIDS+=($!)
     wait_until 10 grep -q 'write fd=.* n=16384' "$SERVER_ERR"
-    wait_until 30 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -ge 56
+    wait_until 30 value_at_least 56 grep_count ' accept fd=' "$SERVER_ERR"
     kill -TERM "$SERVER_PID"
     wait_exit "$SERVER_PID" 5
     SERVER_PID=

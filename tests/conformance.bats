@@ -32,7 +32,7 @@ serves_one_at_a_time() {
     (( PORT > 0 ))
     stop_server
     [ "$(wc -l <"$SERVER_OUT")" -eq 1 ]
-    grep -Eq '^server: served 0 connections, echoed 0 bytes$' "$SERVER_ERR"
+    grep -Eq '^server: served 0 connections, echoed 0 bytes( \(per thread:[0-9 ]+\))?$' "$SERVER_ERR"
 }
 
 @test "$LABEL: echoes a line" {
@@ -132,7 +132,7 @@ serves_one_at_a_time() {
     open_conn conn
     echo_once "$conn" "still here"
     stop_server TERM
-    grep -Eq '^server: served 1 connection, echoed 11 bytes$' "$SERVER_ERR"
+    grep -Eq '^server: served 1 connection, echoed 11 bytes( \(per thread:[0-9 ]+\))?$' "$SERVER_ERR"
     close_conn "$conn"
 }
 
@@ -147,10 +147,10 @@ serves_one_at_a_time() {
     run "$CLIENT" --port "$PORT" <<<"traced"
     [ "$status" -eq 0 ]
     stop_server
-    grep -Eq '^[0-9]+ accept fd=[0-9]+ peer=127\.0\.0\.1:[0-9]+$' "$SERVER_ERR"
-    grep -Eq '^[0-9]+ read fd=[0-9]+ n=7$' "$SERVER_ERR"
-    grep -Eq '^[0-9]+ write fd=[0-9]+ n=7$' "$SERVER_ERR"
-    grep -Eq '^[0-9]+ close fd=[0-9]+$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ accept fd=[0-9]+ peer=127\.0\.0\.1:[0-9]+( thread=[0-9]+)?$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ read fd=[0-9]+ n=7( thread=[0-9]+)?$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ write fd=[0-9]+ n=7( thread=[0-9]+)?$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ close fd=[0-9]+( thread=[0-9]+)?$' "$SERVER_ERR"
 }
 
 @test "$LABEL: without -v nothing but the summary reaches stderr" {

@@ -193,3 +193,22 @@ start_server_limited() {
 sanitized() {
     grep -q __asan_init "$1" 2>/dev/null
 }
+
+# For wait_until, which runs its command again on every try: a command
+# substitution in its arguments would be expanded only once, before the wait.
+#   wait_until 5 value_is 0 child_count "$SERVER_PID"
+#   wait_until 9 value_at_least 56 grep_count ' accept fd=' "$SERVER_ERR"
+value_is() {
+    [[ "$("${@:2}")" == "$1" ]]
+}
+
+value_at_least() {
+    local value
+    value=$("${@:2}")
+    (( value >= $1 ))
+}
+
+# grep_count PATTERN FILE: how many lines match (0, not an error, when none).
+grep_count() {
+    grep -c -- "$1" "$2" || true
+}

@@ -99,7 +99,7 @@ idle_memory_is_small() {
     # queue overflows, the server side drops the last ACK and completes the
     # connection only when it resends its SYN-ACK (after 1, 2, 4, ... s): on a
     # busy machine the last accepts can take a minute.
-    wait_until 90 test "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 10000
+    wait_until 90 value_is 10000 grep_count ' accept fd=' "$SERVER_ERR"
     after=$(rss_kib "$SERVER_PID")
     echo "rss before=${before} KiB with 10,000 idle=${after} KiB: $(( (after - before) * 1024 / 10000 )) bytes each"
     (( (after - before) * 1024 / 10000 < limit ))

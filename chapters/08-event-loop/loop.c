@@ -567,10 +567,15 @@ struct loop *loop_new(void)
     return loop;
 }
 
-static int has_work(const struct loop *loop)
+static int has_work(struct loop *loop)
 {
-    return loop->io_count > 0 || loop->heap_length > 0 || loop->soon_count > 0 ||
-           loop->signal_count > 0 || loop->threadsafe_head != NULL;
+    if (loop->io_count > 0 || loop->heap_length > 0 || loop->soon_count > 0 || loop->signal_count > 0)
+        return 1;
+    /* Other threads append to this list: look at it under its lock. */
+    pthread_mutex_lock(&loop->threadsafe_lock);
+    int pending = loop->threadsafe_head != NULL;
+    pthread_mutex_unlock(&loop->threadsafe_lock);
+    return pending;
 }
 
 int loop_free(struct loop *loop)
