@@ -1,5 +1,6 @@
 /*
- * Unit tests of loop.c. Each case prints "ok NAME" or "not ok NAME: why".
+ * Unit tests of loop.c, run through common/unit.h: each case prints "ok NAME"
+ * or "not ok NAME: why".
  *
  *     ./test_loop            run every case; exit 1 if any failed
  *     ./test_loop NAME       run one case (tests/08-event-loop.bats does this)
@@ -14,17 +15,7 @@
 #include <unistd.h>
 
 #include "loop.h"
-
-static int failures;
-static char why[512];
-
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            snprintf(why, sizeof why, __VA_ARGS__);             \
-            return -1;                                          \
-        }                                                       \
-    } while (0)
+#include "unit.h"
 
 /* A log of which callbacks ran, in order. */
 static char order[64];
@@ -372,10 +363,7 @@ static int test_replace_and_directions(void)
     return loop_free(loop);
 }
 
-static const struct {
-    const char *name;
-    int (*run)(void);
-} cases[] = {
+static const struct unit_case cases[] = {
     { "timer-order", test_timer_order },
     { "cancel", test_cancel },
     { "soon-fifo-no-starvation", test_soon_fifo_and_no_starvation },
@@ -391,22 +379,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    int ran = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        ran++;
-        why[0] = '\0';
-        if (cases[i].run() == 0) {
-            printf("ok %s\n", cases[i].name);
-        } else {
-            printf("not ok %s: %s\n", cases[i].name, why[0] ? why : strerror(errno));
-            failures++;
-        }
-    }
-    if (ran == 0) {
-        fprintf(stderr, "test_loop: no case named %s\n", argc > 1 ? argv[1] : "?");
-        return 2;
-    }
-    return failures ? 1 : 0;
+    return unit_main(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }

@@ -17,16 +17,7 @@
 
 #include "net.h"
 #include "stream.h"
-
-static char why[512];
-
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            snprintf(why, sizeof why, __VA_ARGS__);             \
-            return -1;                                          \
-        }                                                       \
-    } while (0)
+#include "unit.h"
 
 /* What the last read callback got. */
 static struct {
@@ -440,10 +431,7 @@ static int test_reading_pauses(void)
     return pair_close(&p);
 }
 
-static const struct {
-    const char *name;
-    int (*run)(void);
-} cases[] = {
+static const struct unit_case cases[] = {
     { "readline-limit", test_readline_limit },
     { "readuntil-limit-keeps-data", test_readuntil_limit_keeps_data },
     { "readuntil-split-separator", test_readuntil_split_separator },
@@ -462,22 +450,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    int ran = 0, failures = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        ran++;
-        why[0] = '\0';
-        if (cases[i].run() == 0) {
-            printf("ok %s\n", cases[i].name);
-        } else {
-            printf("not ok %s: %s\n", cases[i].name, why[0] ? why : strerror(errno));
-            failures++;
-        }
-    }
-    if (ran == 0) {
-        fprintf(stderr, "test_stream: no case named %s\n", argc > 1 ? argv[1] : "?");
-        return 2;
-    }
-    return failures ? 1 : 0;
+    return unit_main(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }

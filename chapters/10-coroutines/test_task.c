@@ -21,17 +21,9 @@
 #include <unistd.h>
 
 #include "task.h"
+#include "unit.h"
 
-static char why[512];
 static struct loop *loop;
-
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            snprintf(why, sizeof why, __VA_ARGS__);             \
-            return -1;                                          \
-        }                                                       \
-    } while (0)
 
 static long long now_ms(void)
 {
@@ -45,7 +37,7 @@ static int run_case(task_fn *main_fn, void *arg)
 {
     intptr_t result = -1;
     if (task_run(loop, main_fn, arg, &result) < 0) {
-        snprintf(why, sizeof why, "task_run: %s", strerror(errno));
+        snprintf(unit_why, sizeof unit_why, "task_run: %s", strerror(errno));
         return -1;
     }
     return (int)result;
@@ -468,10 +460,7 @@ static int timeout_not_fired(void) { return via_task(timeout_not_fired_main); }
 static int returns_while_others_wait(void) { return via_task(returns_while_others_wait_main); }
 static int ten_thousand(void) { return via_task(ten_thousand_main); }
 
-static const struct {
-    const char *name;
-    int (*fn)(void);
-} cases[] = {
+static const struct unit_case cases[] = {
     { "sleep-order", sleep_order },
     { "join-gather", join_gather },
     { "cancel-sleeping", cancel_sleeping },
@@ -487,32 +476,23 @@ static const struct {
     { "switch-cost", switch_cost_case },
 };
 
+/* Each case gets a fresh loop, which must be empty again when it ends. */
+static void new_loop(void)
+{
+    loop = loop_new();
+}
+
+static int free_loop(void)
+{
+    if (loop_free(loop) == 0)
+        return 0;
+    if (unit_why[0] == '\0')
+        snprintf(unit_why, sizeof unit_why, "loop_free: %s (something left registered)", strerror(errno));
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    int failed = 0, ran = 0;
     signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        ran++;
-        loop = loop_new();
-        why[0] = '\0';
-        int rc = cases[i].fn();
-        if (rc == 0 && loop_free(loop) < 0) {
-            snprintf(why, sizeof why, "loop_free: %s (something left registered)", strerror(errno));
-            rc = -1;
-        }
-        if (rc == 0) {
-            printf("ok %s\n", cases[i].name);
-        } else {
-            printf("not ok %s: %s\n", cases[i].name, why[0] ? why : "failed");
-            failed++;
-        }
-        fflush(stdout);
-    }
-    if (ran == 0) {
-        fprintf(stderr, "test_task: no case named %s\n", argv[1]);
-        return 2;
-    }
-    return failed ? 1 : 0;
+    return unit_main(argc, argv, cases, sizeof cases / sizeof cases[0], new_loop, free_loop);
 }
