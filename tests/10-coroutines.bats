@@ -90,7 +90,6 @@ unit() {
 }
 
 @test "10: 10,000 idle connections, each task waiting in a read, cost under 6 KiB each" {
-    sanitized "$CH/server" && skip "AddressSanitizer's shadow memory: no bound to check"
     idle_memory_is_small 10-coroutines 6144
 }
 
