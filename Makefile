@@ -56,6 +56,9 @@ timeline: all
 	@$(NEED_PYTHON)
 	@tools/timeline $(if $(CH),$(CH),--docs)
 
+# Leaves only tracked files, except .deps/ (bats fetched by npm: not built here,
+# and kept so a clean build does not download it again; rm -rf .deps for that).
 clean:
 	@$(MAKE) --no-print-directory -C tools clean
 	@for dir in $(CHAPTERS); do $(MAKE) --no-print-directory -C $$dir clean; done
+	@rm -rf tools/__pycache__
