@@ -21,6 +21,7 @@ unit() {
 @test "08 loop: a reader removed (or whose fd is reused) by another callback in the same batch is not called" { unit removed-in-batch; }
 @test "08 loop: 4 threads x 10,000 call_soon_threadsafe all arrive, exactly once, in order" { unit threadsafe; }
 @test "08 loop: a signal arrives as a callback on the loop" { unit signal; }
+@test "08 loop: SIGINT and SIGTERM reach the one stop handler; removing it leaves nothing registered" { unit stop-handler; }
 @test "08 loop: free refuses while handles are registered" { unit free-refuses; }
 @test "08 loop: run returns when nothing is left to wait for" { unit run-returns-when-empty; }
 @test "08 loop: a 1 ms timer does not make the loop spin" { unit no-spin; }

@@ -531,6 +531,25 @@ int loop_remove_signal_handler(struct loop *loop, int signo)
     return 0;
 }
 
+int loop_add_stop_handler(struct loop *loop, loop_callback *cb, void *arg)
+{
+    if (loop_add_signal_handler(loop, SIGINT, cb, arg) < 0)
+        return -1;
+    if (loop_add_signal_handler(loop, SIGTERM, cb, arg) < 0) {
+        int saved = errno;
+        loop_remove_signal_handler(loop, SIGINT);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+void loop_remove_stop_handler(struct loop *loop)
+{
+    loop_remove_signal_handler(loop, SIGINT);
+    loop_remove_signal_handler(loop, SIGTERM);
+}
+
 /* ---- the loop itself ------------------------------------------------------ */
 
 static pthread_once_t signals_once = PTHREAD_ONCE_INIT;

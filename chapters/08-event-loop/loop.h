@@ -117,4 +117,10 @@ int loop_call_soon_threadsafe(struct loop *loop, loop_callback *cb, void *arg);
 int loop_add_signal_handler(struct loop *loop, int signo, loop_callback *cb, void *arg);
 int loop_remove_signal_handler(struct loop *loop, int signo);
 
+/* The pair every server here installs: cb on SIGINT and on SIGTERM (both or
+ * neither), and their removal, which lets loop_run return once nothing else
+ * is registered. */
+int loop_add_stop_handler(struct loop *loop, loop_callback *cb, void *arg);
+void loop_remove_stop_handler(struct loop *loop);
+
 #endif

@@ -245,8 +245,7 @@ static void on_stop(struct loop *loop, void *arg)
     server.listen_fd = -1;
     while (server.clients != NULL)
         close_client(loop, server.clients);
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
 }
 
 int main(int argc, char **argv)
@@ -279,8 +278,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Signal handlers first: a SIGTERM right after "listening on" must count. */
-    if (loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+    if (loop_add_stop_handler(loop, on_stop, NULL) < 0) {
         perror("server: signals");
         return 1;
     }

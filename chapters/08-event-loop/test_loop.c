@@ -260,6 +260,24 @@ static int test_signal(void)
     return loop_free(loop);
 }
 
+/* SIGINT and SIGTERM both reach the one stop callback; removing it leaves
+ * nothing registered. */
+static int test_stop_handler(void)
+{
+    struct loop *loop = loop_new();
+    signal_callbacks = 0;
+    CHECK(loop_add_stop_handler(loop, on_usr1, NULL) == 0, "add_stop_handler");
+    struct loop_handle *limit = loop_call_later(loop, 5000, stop_loop, NULL);
+    kill(getpid(), SIGTERM);
+    loop_run(loop);
+    kill(getpid(), SIGINT);
+    loop_run(loop);
+    CHECK(signal_callbacks == 2, "the stop callback ran %d times, expected 2", signal_callbacks);
+    loop_cancel(loop, limit);
+    loop_remove_stop_handler(loop);
+    return loop_free(loop);
+}
+
 static int test_free_refuses(void)
 {
     struct loop *loop = loop_new();
@@ -370,6 +388,7 @@ static const struct unit_case cases[] = {
     { "removed-in-batch", test_removed_in_batch },
     { "threadsafe", test_threadsafe },
     { "signal", test_signal },
+    { "stop-handler", test_stop_handler },
     { "free-refuses", test_free_refuses },
     { "run-returns-when-empty", test_run_returns_when_empty },
     { "no-spin", test_no_spin },

@@ -192,8 +192,7 @@ static void on_stop(struct loop *loop, void *arg)
         leave(members, "stop");
     }
     stream_server_close(server, STREAM_ABORT_CLIENTS);
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
 }
 
 int main(int argc, char **argv)
@@ -214,8 +213,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct loop *loop = loop_new();
     if (loop == NULL || net_reserve_open() < 0 ||
-        loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+        loop_add_stop_handler(loop, on_stop, NULL) < 0) {
         perror("chat: setup");
         return 1;
     }
@@ -223,8 +221,7 @@ int main(int argc, char **argv)
     int listen_fd = contract_listen(&cli, SOMAXCONN);
     server = listen_fd < 0 ? NULL : stream_serve(loop, listen_fd, &opts, on_member, NULL);
     if (server == NULL) {
-        loop_remove_signal_handler(loop, SIGINT);
-        loop_remove_signal_handler(loop, SIGTERM);
+        loop_remove_stop_handler(loop);
         loop_free(loop);
         return 1;
     }

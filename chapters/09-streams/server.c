@@ -69,8 +69,7 @@ static void on_stop(struct loop *loop, void *arg)
     (void)arg;
     stream_server_close(server, STREAM_ABORT_CLIENTS);
     server = NULL;
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
 }
 
 int main(int argc, char **argv)
@@ -91,8 +90,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* Signal handlers first: a SIGTERM right after "listening on" must count. */
-    if (loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+    if (loop_add_stop_handler(loop, on_stop, NULL) < 0) {
         perror("server: signals");
         return 1;
     }
@@ -103,8 +101,7 @@ int main(int argc, char **argv)
             perror("server: stream_serve");
             close(listen_fd);
         }
-        loop_remove_signal_handler(loop, SIGINT);
-        loop_remove_signal_handler(loop, SIGTERM);
+        loop_remove_stop_handler(loop);
         loop_free(loop);
         net_reserve_close();
         return 1;

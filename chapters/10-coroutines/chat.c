@@ -189,8 +189,7 @@ static void on_stop(struct loop *loop, void *arg)
 {
     (void)arg;
     task_server_close(server);      /* every member's readline returns -ECANCELED */
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
 }
 
 int main(int argc, char **argv)
@@ -211,8 +210,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct loop *loop = loop_new();
     if (loop == NULL || net_reserve_open() < 0 ||
-        loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+        loop_add_stop_handler(loop, on_stop, NULL) < 0) {
         perror("chat: setup");
         return 1;
     }
@@ -220,8 +218,7 @@ int main(int argc, char **argv)
     int listen_fd = contract_listen(&cli, SOMAXCONN);
     server = listen_fd < 0 ? NULL : task_serve(loop, listen_fd, &opts, member, NULL, NULL);
     if (server == NULL) {
-        loop_remove_signal_handler(loop, SIGINT);
-        loop_remove_signal_handler(loop, SIGTERM);
+        loop_remove_stop_handler(loop);
         loop_free(loop);
         return 1;
     }

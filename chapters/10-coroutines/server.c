@@ -72,8 +72,7 @@ static void on_stop(struct loop *loop, void *arg)
     (void)arg;
     task_server_close(server);
     server = NULL;
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
 }
 
 int main(int argc, char **argv)
@@ -93,8 +92,7 @@ int main(int argc, char **argv)
         perror("server: setup");
         return 1;
     }
-    if (loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0) {
+    if (loop_add_stop_handler(loop, on_stop, NULL) < 0) {
         perror("server: signals");
         return 1;
     }
@@ -105,8 +103,7 @@ int main(int argc, char **argv)
             perror("server: task_serve");
             close(listen_fd);
         }
-        loop_remove_signal_handler(loop, SIGINT);
-        loop_remove_signal_handler(loop, SIGTERM);
+        loop_remove_stop_handler(loop);
         loop_free(loop);
         net_reserve_close();
         return 1;

@@ -119,8 +119,7 @@ static void on_stop(struct loop *loop, void *arg)
         return;
     TRACE("stop threads=%d thread=0", server.started);
     listener_close(loop, &server.acceptor);
-    loop_remove_signal_handler(loop, SIGINT);
-    loop_remove_signal_handler(loop, SIGTERM);
+    loop_remove_stop_handler(loop);
     /* Each loop runs its thread-safe calls in the order they were queued. So
      * a socket handed off before now is adopted first, then closed by
      * stop_thread like any other client: none is lost in between. And a job
@@ -168,8 +167,7 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
             if (listener_watch(server.workers[i].loop, &server.listeners[i]) < 0)
                 goto failed;
     }
-    if (loop_add_signal_handler(loop, SIGINT, on_stop, NULL) < 0 ||
-        loop_add_signal_handler(loop, SIGTERM, on_stop, NULL) < 0 ||
+    if (loop_add_stop_handler(loop, on_stop, NULL) < 0 ||
         (work_thread && work_start() < 0))
         goto failed;
     for (; server.started < n; server.started++) {
