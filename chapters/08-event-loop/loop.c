@@ -349,10 +349,16 @@ struct loop_handle *loop_call_every(struct loop *loop, uint64_t interval_ms, loo
     return add_timer(loop, loop->now_us + interval_ms * 1000u, interval_ms * 1000u, cb, arg);
 }
 
-/* Step 5: run the due timers, earliest first. */
+/* Step 5: run the timers that were due when the step began, earliest first.
+ * A timer scheduled during the step (even one already due, as call_later(0)
+ * from a timer callback is) waits for the next iteration: otherwise a timer
+ * that re-arms itself with no delay would keep this loop spinning here, and
+ * no descriptor, call_soon callback or signal would ever be served. */
 static void run_timers(struct loop *loop)
 {
-    while (loop->heap_length > 0 && loop->heap[0]->when_us <= loop->now_us) {
+    uint64_t scheduled_before = loop->next_sequence;
+    while (loop->heap_length > 0 && loop->heap[0]->when_us <= loop->now_us &&
+           loop->heap[0]->sequence < scheduled_before) {
         struct loop_handle *h = loop->heap[0];
         heap_remove(loop, 0);
         loop->running = h;

@@ -381,6 +381,58 @@ static int test_replace_and_directions(void)
     return loop_free(loop);
 }
 
+/*
+ * A timer that re-arms itself with no delay (call_later(0) from its own
+ * callback). On its first run it makes a pipe readable and queues a
+ * call_soon: both must be served within the next iteration, while the
+ * timer runs once per iteration.
+ */
+static int zero_timer_runs, zero_reader_ran, zero_soon_ran, zero_pipe[2];
+static struct loop_handle *zero_timer;
+static void zero_on_soon(struct loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    zero_soon_ran = 1;
+}
+static void rearm_now(struct loop *loop, void *arg)
+{
+    if (zero_timer_runs == 0) {
+        if (write(zero_pipe[1], "x", 1) != 1)
+            return;
+        loop_call_soon(loop, zero_on_soon, NULL);
+    }
+    /* Bounded, so that a loop that runs it in the same pass still returns. */
+    zero_timer = ++zero_timer_runs < 1000 ? loop_call_later(loop, 0, rearm_now, arg) : NULL;
+}
+static void zero_on_readable(struct loop *loop, int fd, void *arg)
+{
+    char c;
+    (void)arg;
+    if (read(fd, &c, 1) == 1)
+        zero_reader_ran = 1;
+    loop_remove_reader(loop, fd);
+}
+
+static int test_zero_delay_timer(void)
+{
+    struct loop *loop = loop_new();
+    CHECK(pipe(zero_pipe) == 0, "pipe");
+    loop_add_reader(loop, zero_pipe[0], zero_on_readable, NULL);
+    zero_timer = loop_call_later(loop, 0, rearm_now, NULL);
+    for (int i = 0; i < 2; i++)
+        loop_run_once(loop);
+    CHECK(zero_timer_runs <= 2, "the timer ran %d times in 2 iterations", zero_timer_runs);
+    CHECK(zero_reader_ran, "a readable pipe waited while the timer re-armed itself");
+    CHECK(zero_soon_ran, "a queued call_soon waited while the timer re-armed itself");
+    if (zero_timer != NULL)
+        loop_cancel(loop, zero_timer);
+    loop_remove_reader(loop, zero_pipe[0]);
+    close(zero_pipe[0]);
+    close(zero_pipe[1]);
+    return loop_free(loop);
+}
+
 static const struct unit_case cases[] = {
     { "timer-order", test_timer_order },
     { "cancel", test_cancel },
@@ -394,6 +446,7 @@ static const struct unit_case cases[] = {
     { "no-spin", test_no_spin },
     { "repeating", test_repeating },
     { "replace-and-directions", test_replace_and_directions },
+    { "zero-delay-timer", test_zero_delay_timer },
 };
 
 int main(int argc, char **argv)
