@@ -21,7 +21,7 @@ unit() {
 @test "09 stream: readexactly at end of stream reports the partial bytes" { unit readexactly-eof; }
 @test "09 stream: at_eof only once the end is seen and the buffer empty" { unit at-eof; }
 @test "09 stream: a second pending read is an error, not a crash" { unit second-read-busy; }
-@test "09 stream: ten queued writes arrive in order; drain fires once, at the low-water mark" { unit writes-in-order-drain-once; }
+@test "09 stream: ten queued writes arrive in order; drain (over the high-water mark) fires once, at the low-water mark" { unit writes-in-order-drain-once; }
 @test "09 stream: close with writes pending delivers them, then closes" { unit close-delivers-pending-writes; }
 @test "09 stream: write after close fails cleanly (EPIPE)" { unit write-after-close; }
 @test "09 stream: a reset reaches the pending read as an error, and later reads too" { unit reset-reaches-read; }
@@ -29,6 +29,9 @@ unit() {
 @test "09 stream: a refused connect and an unresolvable name are reported from the loop" { unit connect-refused; }
 @test "09 stream: a connect that gets no answer times out" { unit connect-timeout; }
 @test "09 stream: reading pauses past twice the limit when nobody reads" { unit reading-pauses; }
+@test "09 stream: drain completes at once below the 64 KiB high-water mark; past it, waits until the queue is back at 16 KiB" { unit drain-high-water; }
+@test "09 stream: a withdrawn read never calls back and loses nothing; the next read gets exactly what it asks" { unit cancel-read; }
+@test "09 stream: a connect given up before it completes never calls back and leaves nothing open" { unit cancel-connect; }
 
 @test "09: with one idle client, the server uses under 2% of a core" {
     start_server 09-streams

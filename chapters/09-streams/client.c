@@ -147,7 +147,7 @@ int main(int argc, char **argv)
     }
     struct loop *loop = loop_new();
     if (loop == NULL || stream_open_connection(loop, cli.host, cli.port, (unsigned)timeout_ms,
-                                               on_connected, &cli) < 0) {
+                                               on_connected, &cli) == NULL) {
         perror("client");
         return 1;
     }

@@ -44,6 +44,7 @@ struct stream {
     unsigned reading : 1;       /* registered as a reader with the loop */
     unsigned paused : 1;        /* reading stopped: buffer over 2 x limit */
     unsigned writing : 1;       /* registered as a writer */
+    unsigned write_paused : 1;  /* queue went over high water, not yet back at low */
     unsigned want_eof : 1;      /* write_eof asked: shut down once flushed */
     unsigned closing : 1;       /* close asked: no more reads or writes */
     unsigned closed : 1;        /* fd closed; finalize is scheduled */
@@ -110,6 +111,8 @@ static struct stream_options complete_options(const struct stream_options *o)
         if (o->low_water) r.low_water = o->low_water;
         if (o->write_cap) r.write_cap = o->write_cap;
     }
+    if (r.low_water > r.high_water)
+        r.low_water = r.high_water;     /* asyncio refuses this; here the high mark wins */
     return r;
 }
 
@@ -273,17 +276,29 @@ size_t stream_write_queued(const struct stream *s)
     return s->qend - s->qstart;
 }
 
+/* Writing pauses when the queue grows past the high-water mark and resumes
+ * once it is back at the low-water mark: two marks, so that a writer is not
+ * woken for every few bytes the socket takes (asyncio's pause_writing and
+ * resume_writing). */
+static void update_write_paused(struct stream *s)
+{
+    size_t queued = stream_write_queued(s);
+    if (queued > s->opts.high_water)
+        s->write_paused = 1;
+    else if (queued <= s->opts.low_water)
+        s->write_paused = 0;
+}
+
+static int drain_ready(const struct stream *s)
+{
+    return s->error != 0 || !s->write_paused;
+}
+
 static int complete_drain(struct stream *s)
 {
-    if (s->drain_cb == NULL)
+    if (s->drain_cb == NULL || !drain_ready(s))
         return 0;
-    int status;
-    if (s->error != 0)
-        status = -s->error;
-    else if (stream_write_queued(s) <= s->opts.low_water)
-        status = 0;
-    else
-        return 0;
+    int status = s->error != 0 ? -s->error : 0;
     stream_done_cb *cb = s->drain_cb;
     s->drain_cb = NULL;
     cb(s, status, s->drain_arg);
@@ -351,6 +366,7 @@ static void on_writable(struct loop *loop, int fd, void *arg)
         close_now(s);               /* nobody will read what is left */
     } else {
         s->qstart += (size_t)n;
+        update_write_paused(s);
         if (s->qstart == s->qend)
             after_flush(s);
     }
@@ -398,6 +414,7 @@ int stream_write(struct stream *s, const void *data, size_t len)
     }
     memcpy(s->queue + s->qend, (const char *)data + sent, len - sent);
     s->qend += len - sent;
+    update_write_paused(s);
     if (!s->writing && loop_add_writer(s->loop, s->fd, on_writable, s) == 0)
         s->writing = 1;
     return 0;
@@ -433,8 +450,7 @@ static void schedule(struct stream *s)
         return;
     int read_may_complete = s->kind != READ_NONE &&
                             (s->len > 0 || s->eof || s->error != 0 || s->closing);
-    int drain_may_complete = s->drain_cb != NULL &&
-                             (s->error != 0 || stream_write_queued(s) <= s->opts.low_water);
+    int drain_may_complete = s->drain_cb != NULL && drain_ready(s);
     if (!read_may_complete && !drain_may_complete)
         return;                     /* on_readable / on_writable will call process() */
     s->kick = loop_call_soon(s->loop, kicked, s);
@@ -528,6 +544,16 @@ int stream_readline(struct stream *s, stream_read_cb *cb, void *arg)
     return start_read(s, READ_LINE, 0, cb, arg);
 }
 
+void stream_cancel_read(struct stream *s)
+{
+    if (s->kind == READ_NONE)
+        return;
+    s->kind = READ_NONE;            /* the bytes stay buffered for the next read */
+    s->read_cb = NULL;
+    if (!s->in_process && !s->closed)
+        update_reading(s);          /* nobody waits: reading may pause again */
+}
+
 int stream_at_eof(const struct stream *s)
 {
     return s->eof && s->len == 0;
@@ -543,6 +569,11 @@ int stream_drain(struct stream *s, stream_done_cb *cb, void *arg)
     s->drain_arg = arg;
     schedule(s);
     return 0;
+}
+
+void stream_cancel_drain(struct stream *s)
+{
+    s->drain_cb = NULL;
 }
 
 int stream_write_eof(struct stream *s)
@@ -754,7 +785,7 @@ void stream_server_close(struct stream_server *server, int clients)
 
 /* open_connection: a non-blocking connect, finished when the socket turns
  * writable (SO_ERROR says how it went) or abandoned when the timer fires. */
-struct connecting {
+struct stream_connect {
     struct loop *loop;
     int fd;
     int status;
@@ -763,7 +794,7 @@ struct connecting {
     void *arg;
 };
 
-static void connect_done(struct connecting *c, int status)
+static void connect_done(struct stream_connect *c, int status)
 {
     struct stream *s = NULL;
     if (c->fd >= 0)
@@ -782,7 +813,7 @@ static void connect_done(struct connecting *c, int status)
 
 static void on_connect_writable(struct loop *loop, int fd, void *arg)
 {
-    struct connecting *c = arg;
+    struct stream_connect *c = arg;
     int err = 0;
     socklen_t len = sizeof err;
     (void)loop;
@@ -793,7 +824,7 @@ static void on_connect_writable(struct loop *loop, int fd, void *arg)
 
 static void on_connect_timeout(struct loop *loop, void *arg)
 {
-    struct connecting *c = arg;
+    struct stream_connect *c = arg;
     (void)loop;
     c->timer = NULL;                /* it has fired: nothing to cancel */
     connect_done(c, -ETIMEDOUT);
@@ -801,18 +832,19 @@ static void on_connect_timeout(struct loop *loop, void *arg)
 
 static void on_connect_failed_early(struct loop *loop, void *arg)
 {
-    struct connecting *c = arg;
+    struct stream_connect *c = arg;
     (void)loop;
     c->timer = NULL;
     connect_done(c, c->status);
 }
 
-int stream_open_connection(struct loop *loop, const char *host, int port, unsigned timeout_ms,
-                           stream_connected_cb *on_connected, void *arg)
+struct stream_connect *stream_open_connection(struct loop *loop, const char *host, int port,
+                                              unsigned timeout_ms, stream_connected_cb *on_connected,
+                                              void *arg)
 {
-    struct connecting *c = calloc(1, sizeof *c);
+    struct stream_connect *c = calloc(1, sizeof *c);
     if (c == NULL)
-        return -1;
+        return NULL;
     c->loop = loop;
     c->cb = on_connected;
     c->arg = arg;
@@ -846,7 +878,19 @@ int stream_open_connection(struct loop *loop, const char *host, int port, unsign
         if (c->fd >= 0)
             close(c->fd);
         free(c);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return c;
+}
+
+/* The caller gave up (a task was cancelled, say): undo everything; the
+ * callback is never called. */
+void stream_cancel_connect(struct stream_connect *c)
+{
+    if (c->fd >= 0) {
+        loop_remove_writer(c->loop, c->fd);
+        close(c->fd);
+    }
+    loop_cancel(c->loop, c->timer);
+    free(c);
 }

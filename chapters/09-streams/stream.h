@@ -39,9 +39,13 @@
  * or while fewer than 2 x limit are buffered; past that, reading pauses until
  * the buffer is back at the limit, and TCP tells the peer to slow down.
  * Writes: stream_write copies and sends at once if it can; what does not fit
- * is queued. stream_drain completes when the queue is at or below the low-
- * water mark. The queue has a hard cap: a write past it fails with ENOBUFS
- * instead of growing without bound. Buffers are allocated when needed and
+ * is queued. Writing "pauses" when the queue grows past the high-water mark
+ * (64 KiB) and resumes when it is back at the low-water mark (16 KiB), as in
+ * asyncio: stream_drain completes at once (from the loop) unless writing is
+ * paused, and then when it resumes. So a writer that awaits drain after
+ * every write runs ahead by up to 64 KiB, and wakes in 48 KiB steps. The
+ * queue also has a hard cap, this project's own (asyncio has none): a write
+ * past it fails with ENOBUFS instead of growing without bound. Buffers are allocated when needed and
  * freed when empty: an idle stream holds no buffer.
  *
  * Errors (reset, broken pipe) reach the pending read and the pending drain,
@@ -68,8 +72,8 @@ typedef void stream_connected_cb(struct stream *s, int status, void *arg);
 
 struct stream_options {
     size_t limit;               /* readline/readuntil limit; default 64 KiB */
-    size_t high_water;          /* default 64 KiB (kept for asyncio parity) */
-    size_t low_water;           /* drain completes at or below this; default 16 KiB */
+    size_t high_water;          /* writing pauses past this; default 64 KiB */
+    size_t low_water;           /* ...and resumes at or below this; default 16 KiB */
     size_t write_cap;           /* a write past this many queued bytes fails; default 16 MiB */
 };
 
@@ -102,10 +106,16 @@ void stream_server_close(struct stream_server *server, int clients);
 /* Connect without blocking the loop (name resolution itself may block: use a
  * numeric address where that matters). on_connected gets a new stream and 0,
  * or NULL and -ECONNREFUSED, -ETIMEDOUT (after timeout_ms), -EHOSTUNREACH...;
- * STREAM_ERESOLVE when the name did not resolve. */
+ * STREAM_ERESOLVE when the name did not resolve. Returns a handle that is
+ * valid until on_connected starts, or NULL with errno (ENOMEM). */
 #define STREAM_ERESOLVE (-10000)
-int stream_open_connection(struct loop *loop, const char *host, int port, unsigned timeout_ms,
-                           stream_connected_cb *on_connected, void *arg);
+struct stream_connect;
+struct stream_connect *stream_open_connection(struct loop *loop, const char *host, int port,
+                                              unsigned timeout_ms, stream_connected_cb *on_connected,
+                                              void *arg);
+/* Give up a connection still under way: its socket is closed and
+ * on_connected is never called (asyncio: cancelling open_connection). */
+void stream_cancel_connect(struct stream_connect *c);
 
 /* A stream over any connected, stream-oriented socket (a socketpair, say). */
 struct stream *stream_open_fd(struct loop *loop, int fd, const struct stream_options *opts);
@@ -116,10 +126,16 @@ int stream_readexactly(struct stream *s, size_t n, stream_read_cb *cb, void *arg
 int stream_readuntil(struct stream *s, const char *separator, size_t seplen, stream_read_cb *cb, void *arg);
 int stream_readline(struct stream *s, stream_read_cb *cb, void *arg);
 int stream_at_eof(const struct stream *s);     /* end of stream seen and buffer empty */
+/* Withdraw the pending read: its callback is never called, and nothing is
+ * lost (bytes that arrived stay buffered for the next read). asyncio gets
+ * this by cancelling the task that awaits the read; a C caller that gives up
+ * waiting (a timeout, a cancel) needs it said. No read pending: nothing. */
+void stream_cancel_read(struct stream *s);
 
 /* ---- writing ---- */
 int stream_write(struct stream *s, const void *data, size_t len);  /* -1: ENOBUFS, EPIPE, error */
 int stream_drain(struct stream *s, stream_done_cb *cb, void *arg);
+void stream_cancel_drain(struct stream *s);     /* its callback is never called */
 int stream_write_eof(struct stream *s);        /* shut down sending once the queue is empty */
 size_t stream_write_queued(const struct stream *s);
 
@@ -130,7 +146,7 @@ size_t stream_write_queued(const struct stream *s);
 void stream_close(struct stream *s);
 /* Close now, discarding anything queued. */
 void stream_abort(struct stream *s);
-int stream_wait_closed(struct stream *s, stream_done_cb *cb, void *arg);
+int stream_wait_closed(struct stream *s, stream_done_cb *cb, void *arg);  /* cb NULL: withdraw */
 
 /* ---- information ---- */
 int stream_peername(const struct stream *s, char *buf, size_t len);

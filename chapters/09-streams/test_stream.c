@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,7 +371,7 @@ static int test_connect_refused(void)
     close(probe);                                          /* ...and leave it closed */
     connect_calls = 0;
     CHECK(stream_open_connection(loop, "127.0.0.1", atoi(strrchr(where, ':') + 1), 1000,
-                                 on_connected, NULL) == 0, "open_connection");
+                                 on_connected, NULL) != NULL, "open_connection");
     CHECK(connect_calls == 0, "completed inside the call");
     CHECK(run_until(loop, &connect_calls, 1) == 0, "no callback");
     CHECK(connect_status == -ECONNREFUSED && connected == NULL, "status %d", connect_status);
@@ -431,6 +432,128 @@ static int test_reading_pauses(void)
     return pair_close(&p);
 }
 
+/* Fill the socket until the stream has to queue, then return what is queued. */
+static size_t fill_socket(struct pair *p)
+{
+    static char chunk[4096];
+    memset(chunk, 'w', sizeof chunk);
+    for (int i = 0; i < 100000 && stream_write_queued(p->s) == 0; i++)
+        if (stream_write(p->s, chunk, sizeof chunk) < 0)
+            break;
+    return stream_write_queued(p->s);
+}
+
+/* What drain saw: the queue when its callback ran. */
+static size_t queued_at_drain;
+static void on_drain_note_queue(struct stream *s, int status, void *arg)
+{
+    queued_at_drain = stream_write_queued(s);
+    on_done(s, status, arg);
+}
+
+/* asyncio's drain: at once below the high-water mark; past it, writing is
+ * paused until the queue is back at the low-water mark. */
+static int test_drain_high_water(void)
+{
+    struct pair p;
+    static char more[64 * 1024], sink[4096];
+    CHECK(pair_open(&p, NULL) == 0, "setup");
+    CHECK(fill_socket(&p) > 0, "the socket never filled");
+    /* Queue between the marks: 16 KiB < queued <= 64 KiB. Drain completes. */
+    while (stream_write_queued(p.s) <= 24 * 1024)
+        CHECK(stream_write(p.s, more, 4096) == 0, "write: %s", strerror(errno));
+    size_t between = stream_write_queued(p.s);
+    CHECK(between <= 64 * 1024, "queued %zu, over the high-water mark already", between);
+    CHECK(stream_drain(p.s, on_drain_note_queue, NULL) == 0, "drain refused");
+    CHECK(done_calls == 0, "drain completed inside the call");
+    run_for(p.loop, 50);
+    CHECK(done_calls == 1 && done_status == 0,
+          "drain with %zu bytes queued (under the 64 KiB high-water mark) did not complete", between);
+    /* Over the high-water mark: drain waits while the peer reads nothing... */
+    CHECK(stream_write(p.s, more, sizeof more) == 0, "write: %s", strerror(errno));
+    CHECK(stream_drain(p.s, on_drain_note_queue, NULL) == 0, "second drain refused");
+    run_for(p.loop, 50);
+    CHECK(done_calls == 1, "drain completed with %zu bytes queued", stream_write_queued(p.s));
+    /* ...and completes once the queue is back at 16 KiB, not before. */
+    net_set_nonblocking(p.peer);
+    for (int spins = 0; spins < 100000 && done_calls < 2; spins++) {
+        if (read(p.peer, sink, sizeof sink) < 0 && errno != EAGAIN)
+            break;
+        run_for(p.loop, 1);
+    }
+    CHECK(done_calls == 2 && done_status == 0, "the second drain ran %d times", done_calls - 1);
+    CHECK(queued_at_drain <= 16 * 1024, "drain completed with %zu bytes still queued", queued_at_drain);
+    return pair_close(&p);
+}
+
+/* A withdrawn read never calls back and loses nothing; the next read, of
+ * any kind and size, gets exactly what it asks for. */
+static int test_cancel_read(void)
+{
+    struct pair p;
+    char hundred[100];
+    CHECK(pair_open(&p, NULL) == 0, "setup");
+    CHECK(stream_read(p.s, 4096, on_read, NULL) == 0, "read refused");
+    run_for(p.loop, 10);
+    stream_cancel_read(p.s);
+    for (int i = 0; i < 100; i++)
+        hundred[i] = (char)('0' + i % 10);
+    CHECK(write(p.peer, hundred, sizeof hundred) == 100, "write");
+    run_for(p.loop, 20);
+    CHECK(got.calls == 0, "a withdrawn read called back");
+    CHECK(stream_read(p.s, 16, on_read, NULL) == 0, "a read after the withdrawn one was refused: %s",
+          strerror(errno));
+    CHECK(run_until(p.loop, &got.calls, 1) == 0, "no callback");
+    CHECK(got.status == 0 && got.len == 16 && memcmp(got.data, hundred, 16) == 0,
+          "read(16) after a withdrawn read(4096) got status %d and %zu bytes", got.status, got.len);
+    /* A readuntil withdrawn, then a readuntil for another separator. */
+    CHECK(stream_readuntil(p.s, "\r\n", 2, on_read, NULL) == 0, "readuntil refused");
+    run_for(p.loop, 10);
+    stream_cancel_read(p.s);
+    CHECK(stream_readuntil(p.s, "9", 1, on_read, NULL) == 0, "second readuntil refused");
+    CHECK(run_until(p.loop, &got.calls, 2) == 0, "no callback for the second readuntil");
+    CHECK(got.status == 0 && got.len == 4 && memcmp(got.data, "6789", 4) == 0,
+          "readuntil(\"9\") got status %d, %zu bytes '%.*s'", got.status, got.len, (int)got.len, got.data);
+    CHECK(stream_readexactly(p.s, 80, on_read, NULL) == 0, "readexactly refused");
+    CHECK(run_until(p.loop, &got.calls, 3) == 0, "no callback for readexactly");
+    CHECK(got.status == 0 && got.len == 80 && memcmp(got.data, hundred + 20, 80) == 0,
+          "readexactly(80) got status %d, %zu bytes", got.status, got.len);
+    return pair_close(&p);
+}
+
+static int count_open_fds(void)
+{
+    int count = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            count++;
+    return count;
+}
+
+/* A connection given up before it completes: no callback, nothing left
+ * registered, its socket closed. */
+static int test_cancel_connect(void)
+{
+    struct loop *loop = loop_new();
+    int gai;
+    char where[NET_ADDRSTRLEN];
+    int listener = net_listen("127.0.0.1", 0, 4, &gai);
+    CHECK(listener >= 0, "listen");
+    net_sock_name(listener, where, sizeof where);
+    int before = count_open_fds();
+    connect_calls = 0;
+    struct stream_connect *c = stream_open_connection(loop, "127.0.0.1", atoi(strrchr(where, ':') + 1),
+                                                      1000, on_connected, NULL);
+    CHECK(c != NULL, "open_connection: %s", strerror(errno));
+    stream_cancel_connect(c);
+    run_for(loop, 50);
+    CHECK(connect_calls == 0, "the callback of a cancelled connect ran");
+    CHECK(count_open_fds() == before, "%d descriptors open, %d before", count_open_fds(), before);
+    close(listener);
+    CHECK(loop_free(loop) == 0, "the loop still has something registered: %s", strerror(errno));
+    return 0;
+}
+
 static const struct unit_case cases[] = {
     { "readline-limit", test_readline_limit },
     { "readuntil-limit-keeps-data", test_readuntil_limit_keeps_data },
@@ -446,6 +569,9 @@ static const struct unit_case cases[] = {
     { "connect-refused", test_connect_refused },
     { "connect-timeout", test_connect_timeout },
     { "reading-pauses", test_reading_pauses },
+    { "drain-high-water", test_drain_high_water },
+    { "cancel-read", test_cancel_read },
+    { "cancel-connect", test_cancel_connect },
 };
 
 int main(int argc, char **argv)

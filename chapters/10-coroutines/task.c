@@ -925,7 +925,7 @@ int task_wait_closed(struct stream *s)
 static void connect_from_loop(struct loop *loop, void *arg)
 {
     struct task *t = arg;
-    if (stream_open_connection(loop, t->op.host, t->op.port, t->op.timeout_ms, on_connected, t) < 0)
+    if (stream_open_connection(loop, t->op.host, t->op.port, t->op.timeout_ms, on_connected, t) == NULL)
         on_connected(NULL, -errno, t);
 }
 
