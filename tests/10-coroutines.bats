@@ -20,7 +20,7 @@ unit() {
 @test "10 task: sleepers wake in deadline order" { unit sleep-order; }
 @test "10 task: join and gather return the tasks' results" { unit join-gather; }
 @test "10 task: cancel while sleeping: sleep returns -ECANCELED and the task finishes normally" { unit cancel-sleeping; }
-@test "10 task: cancel while reading; the read picked up again loses nothing" { unit cancel-reading; }
+@test "10 task: cancel while reading: the read is withdrawn, and the next one loses nothing" { unit cancel-reading; }
 @test "10 task: cancel while draining to a peer that never reads" { unit cancel-draining; }
 @test "10 task: a timeout that fires (-ETIMEDOUT) and the line that comes later is not lost" { unit timeout-fires; }
 @test "10 task: a timeout that does not fire, and ends with its section" { unit timeout-not-fired; }
@@ -28,7 +28,24 @@ unit() {
 @test "10 task: 10,000 tasks spawned and finished, twice, joined and detached" { unit ten-thousand-tasks; }
 @test "10 task: run_coroutine_threadsafe from another thread, 200 times" { unit threadsafe; }
 @test "10 task: a stack overflow hits the guard page and is reported" { unit stack-overflow; }
+@test "10 task: a frame larger than the stack cannot jump the guard page (-fstack-clash-protection)" { unit big-frame; }
+@test "10 task: after a timeout, a read of any kind or size, a drain, a wait_closed do exactly what they say" { unit exact-after-timeout; }
+@test "10 task: a task cancelled before it starts never runs its body" { unit cancel-before-start; }
+@test "10 task: the server closed before a new client's task started: no crash, the handler never runs" { unit server-close-before-start; }
+@test "10 task: a cancel is delivered once; the task's cleanup call is not cancelled again" { unit cancel-once; }
+@test "10 task: detaching a task that another task is joining: the join still gets its result" { unit detach-while-joined; }
+@test "10 task: open_connection whose deadline fires before the connect starts reads nothing of the task's stack later" { unit connect-deadline; }
+@test "10 task: a task looping on sleep(0) lets I/O run between its sleeps" { unit sleep-zero; }
+@test "10 task: 40,000 tasks at once, past vm.max_map_count / 2 (guard regions, Linux 6.13+)" { unit many-tasks; }
 @test "10 task: 1,000,000 switches make no system call (seccomp strict mode)" { unit switch-no-syscall; }
+
+@test "10 task: the portable switch (swapcontext) passes every case, and makes a system call per switch" {
+    run "$CH/test_task_ucontext"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"ok switch-no-syscall"* ]]     # there: seccomp kills it, as expected
+    ! grep -q '^not ok' <<<"$output"
+}
 
 @test "10 task: switch cost is measured (reported, never asserted)" {
     unit switch-cost
@@ -95,6 +112,37 @@ unit() {
 
 @test "10: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
     never_reader_is_bounded 10-coroutines
+}
+
+@test "10: when no more stacks can be mapped (ulimit -v), new clients are shed with a trace line; the rest are served" {
+    sanitized "$CH/server" && skip "AddressSanitizer reserves terabytes of address space: ulimit -v cannot apply"
+    # The address space an idle server maps, plus 8 MiB: room for about a
+    # hundred 68 KiB stacks, not for 300.
+    start_server 10-coroutines
+    local base
+    base=$(awk '/^VmSize/ { print $2 }' "/proc/$SERVER_PID/status")
+    stop_server
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    bash -c 'ulimit -v "$1" && shift && exec "$@"' limit "$(( base + 8192 ))" \
+        "$CH/server" --port 0 -v >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    SERVER_PID=$!
+    wait_until 10 grep -q '^listening on ' "$SERVER_OUT"
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    "$LOADGEN" --port "$PORT" --idle --connections 300 --hold 2 --timeout 10 \
+        >"$BATS_TEST_TMPDIR/flood.out" 2>&1 3>&- &
+    BACKGROUND_PIDS+=($!)
+    wait_until 20 grep -q 'shed fd=[0-9]* reason=no memory for a task' "$SERVER_ERR"
+    wait_until 30 grep -q '^idle ' "$BATS_TEST_TMPDIR/flood.out"
+    cat "$BATS_TEST_TMPDIR/flood.out"
+    echo "shed: $(grep_count ' shed fd=' "$SERVER_ERR") of 300"
+    ! exited "$SERVER_PID"
+    # Some were served: their echo came back.
+    [[ "$(cat "$BATS_TEST_TMPDIR/flood.out")" =~ echoed=([1-9][0-9]*) ]]
+    # Once they have gone, their stacks are free again.
+    run "$CLIENT" --port "$PORT" --bytes 100000
+    [ "$status" -eq 0 ]
+    stop_server
 }
 
 @test "10: out of descriptors (limit 64, 200 clients) it neither dies nor spins" {

@@ -26,7 +26,7 @@
 #include "cli.h"
 #include "contract.h"
 #include "net.h"
-#include "task.h"
+#include "task_stream.h"
 #include "trace.h"
 
 #define NICK_MAX 32

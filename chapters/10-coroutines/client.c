@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "task.h"
+#include "task_stream.h"
 #include "trace.h"
 
 static struct cli cli;

@@ -32,7 +32,7 @@
 #include "cli.h"
 #include "contract.h"
 #include "net.h"
-#include "task.h"
+#include "task_stream.h"
 #include "trace.h"
 
 static struct task_server *server;

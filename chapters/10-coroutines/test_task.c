@@ -1,6 +1,7 @@
 /*
- * Unit tests of task.c. Each case prints "ok NAME" or "not ok NAME: why"
- * (lines starting with "#" are information, never asserted).
+ * Unit tests of task.c, task_stream.c and switch.S. Each case prints
+ * "ok NAME" or "not ok NAME: why" (lines starting with "#" are
+ * information, never asserted).
  *
  *     ./test_task            every case
  *     ./test_task NAME       one case (tests/10-coroutines.bats does this)
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -20,7 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "task.h"
+#include "net.h"
+#include "switch.h"
+#include "task_stream.h"
 #include "unit.h"
 
 static struct loop *loop;
@@ -177,7 +181,7 @@ struct draining {
 static intptr_t drainer(void *arg)
 {
     struct draining *d = arg;
-    static char block[256 * 1024];
+    static char block[4 * 1024 * 1024];     /* far more than the socket takes */
     if (task_write(d->s, block, sizeof block) != 0)
         return -1;
     d->drained = task_drain(d->s);      /* the peer never reads: waits */
@@ -366,7 +370,46 @@ static int threadsafe_case(void)
     return 0;
 }
 
-/* ---- stack overflow ---- */
+/* ---- stack overflow: the guard page catches it ---- */
+
+/* The guard page of the task that runs guarded_main: computed from the top
+ * of its stack, which its first frame sits in. */
+static char *guard_low, *guard_high;
+
+static void on_segv(int sig, siginfo_t *info, void *uc)
+{
+    char *addr = info->si_addr;
+    (void)uc;
+    if (guard_low != NULL && addr >= guard_low && addr < guard_high) {
+        static const char msg[] = "task: stack overflow into the guard page\n";
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+            /* nothing more to do */
+        }
+    }
+    signal(sig, SIG_DFL);           /* return: the access faults again, fatally */
+}
+
+static void report_overflow(void)
+{
+    static char altstack[16384];
+    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaltstack(&ss, NULL);
+    sigaction(SIGSEGV, &sa, NULL);
+}
+
+static void note_guard(void)
+{
+    volatile char here;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = ((uintptr_t)&here + page - 1) & ~(page - 1);
+    guard_high = (char *)(top - TASK_DEFAULT_STACK);
+    guard_low = guard_high - page;
+}
 
 static volatile int bottomless = 1;
 
@@ -380,10 +423,54 @@ static int recurse(int depth)
 static intptr_t overflower(void *arg)
 {
     (void)arg;
+    note_guard();
     return recurse(0);
 }
 
-static int overflow_case(void)
+/* One frame larger than the stack: without stack-clash protection, its
+ * first write lands below the guard page, in the next task's stack. */
+static int big_frame_body(void)
+{
+    volatile char big[TASK_DEFAULT_STACK + 16 * 1024];
+    big[0] = 1;
+    return big[0];
+}
+
+/* Called through a volatile pointer, so that it is not inlined: its frame
+ * must not be allocated before note_guard has run. */
+static int (*volatile big_frame_call)(void) = big_frame_body;
+
+static intptr_t big_frame(void *arg)
+{
+    (void)arg;
+    note_guard();
+    return big_frame_call();
+}
+
+static intptr_t neighbour(void *arg)
+{
+    (void)arg;
+    task_sleep(1000);
+    return 0;
+}
+
+static intptr_t big_frame_main(void *arg)
+{
+    (void)arg;
+    /* The big-frame task's stack first, then its neighbour's: new mappings
+     * go below older ones, so the neighbour lies right under the guard. */
+    struct task *t = task_spawn(loop, big_frame, NULL, NULL);
+    struct task *n = task_spawn(loop, neighbour, NULL, NULL);
+    intptr_t r = 0;
+    task_join(t, &r);
+    task_cancel(n);
+    task_join(n, NULL);
+    return 0;
+}
+
+/* Run fn as a task in a child process; it must die of SIGSEGV in the guard
+ * page, and say so. (Under AddressSanitizer too: our handler replaces its.) */
+static int dies_in_guard(task_fn *fn, const char *what)
 {
     int err[2];
     if (pipe(err) < 0)
@@ -391,9 +478,9 @@ static int overflow_case(void)
     pid_t pid = fork();
     if (pid == 0) {
         dup2(err[1], STDERR_FILENO);
-        task_report_overflow();
-        run_case(overflower, NULL);
-        _exit(0);                           /* not reached */
+        report_overflow();
+        run_case(fn, NULL);
+        _exit(0);
     }
     close(err[1]);
     char text[4096] = "";
@@ -404,34 +491,65 @@ static int overflow_case(void)
     close(err[0]);
     int status;
     waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
-        CHECK(strstr(text, "task: stack overflow") != NULL, "died of SIGSEGV, but said: %.200s", text);
-        return 0;
-    }
-    /* Under AddressSanitizer, its own SIGSEGV handler reports and exits. */
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
-          (strstr(text, "stack-overflow") != NULL || strstr(text, "SEGV") != NULL),
-          "the overflow was not reported (status %#x): %.200s", status, text);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "%s: the task %s", what,
+          WIFSIGNALED(status) ? "died of another signal" : "went on as if nothing happened");
+    CHECK(strstr(text, "into the guard page") != NULL,
+          "%s: SIGSEGV, but not in the guard page (it jumped over it)", what);
     return 0;
 }
 
-/* ---- the switch makes no system call ---- */
+static int overflow_case(void) { return dies_in_guard(overflower, "deep recursion"); }
+static int big_frame_case(void) { return dies_in_guard(big_frame_main, "a frame larger than the stack"); }
+
+/* ---- the context switch alone (switch.h), without the scheduler ---- */
+
+static struct ctx probe_ctx, main_ctx;
+
+static void probe_main(void *arg)
+{
+    (void)arg;
+    for (;;)
+        ctx_switch(&probe_ctx, &main_ctx);
+}
+
+/* A stack and a context that switches straight back, for measuring. */
+static void *probe_stack_new(void)
+{
+    void *stack = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stack == MAP_FAILED)
+        return NULL;
+    ctx_prepare(&probe_ctx, stack, 65536, probe_main, NULL);
+    return stack;
+}
+
+static void probe_rounds(long rounds)
+{
+    for (long i = 0; i < rounds; i++)
+        ctx_switch(&main_ctx, &probe_ctx);
+}
 
 static int no_syscall_case(void)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        if (task_switch_probe(0) < 0)
+        if (probe_stack_new() == NULL)
             _exit(2);
-        task_switch_probe(10);              /* warm up (first touches of the stack) */
+        probe_rounds(10);                   /* warm up (first touches of the stack) */
         /* From here on, any system call but read/write/exit kills us. */
         if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) < 0)
             _exit(3);
-        task_switch_probe(1000000);
+        probe_rounds(1000000);
         syscall(SYS_exit, 0);               /* exit_group is not allowed */
     }
     int status;
     waitpid(pid, &status, 0);
+    if (!CTX_ASSEMBLY) {
+        /* The portable switch: swapcontext sets the signal mask, a system
+         * call, so seccomp's strict mode kills it at the first switch. */
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "swapcontext switched under seccomp strict mode without a system call?");
+        return 0;
+    }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "1,000,000 switches under seccomp strict mode: %s %d",
           WIFSIGNALED(status) ? "killed by signal" : "exit status",
@@ -441,10 +559,331 @@ static int no_syscall_case(void)
 
 static int switch_cost_case(void)
 {
-    double ns = task_measure_switch(1000000);
-    CHECK(ns > 0, "measure failed");
+    void *stack = probe_stack_new();
+    CHECK(stack != NULL, "mmap");
+    probe_rounds(10);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    probe_rounds(1000000);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    munmap(stack, 65536);
+    double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / 2e6;
     printf("# %.1f ns per switch (1,000,000 round trips)\n", ns);
     return 0;
+}
+
+/* ---- after a timeout, every call does exactly what it says ---- */
+
+static intptr_t exact_after_timeout_main(void *arg)
+{
+    (void)arg;
+    int other, other_b;
+    struct stream *a = pair(&other, NULL), *b = pair(&other_b, NULL);
+    CHECK(a != NULL && b != NULL, "socketpair");
+    char big[4096], buf16[16], buf[128];
+    char hundred[100];
+    for (int i = 0; i < 100; i++)
+        hundred[i] = (char)('a' + i % 26);
+
+    /* A 4096-byte read times out; 100 bytes come; a 16-byte read gets 16. */
+    uint64_t saved = task_set_timeout(20);
+    ssize_t n = task_read(a, big, sizeof big);
+    task_restore_deadline(saved);
+    CHECK(n == -ETIMEDOUT, "the first read returned %zd, not -ETIMEDOUT", n);
+    CHECK(write(other, hundred, sizeof hundred) == 100, "write");
+    n = task_read(a, buf16, sizeof buf16);
+    CHECK(n == 16 && memcmp(buf16, hundred, 16) == 0, "read(16) after a timed-out read(4096) returned %zd", n);
+    n = task_readexactly(a, buf, 4);
+    CHECK(n == 4 && memcmp(buf, hundred + 16, 4) == 0, "readexactly(4) returned %zd", n);
+    n = task_readexactly(a, buf, 80);
+    CHECK(n == 80 && memcmp(buf, hundred + 20, 80) == 0, "nothing lost: readexactly(80) returned %zd", n);
+
+    /* A readuntil("\r\n") times out; a readuntil("|") finds its own separator. */
+    saved = task_set_timeout(20);
+    n = task_readuntil(a, "\r\n", 2, buf, sizeof buf);
+    task_restore_deadline(saved);
+    CHECK(n == -ETIMEDOUT, "readuntil returned %zd, not -ETIMEDOUT", n);
+    CHECK(write(other, "ab|cd\r\n", 7) == 7, "write");
+    n = task_readuntil(a, "|", 1, buf, sizeof buf);
+    CHECK(n == 3 && memcmp(buf, "ab|", 3) == 0, "readuntil(\"|\") returned %zd '%.*s'", n,
+          n > 0 ? (int)n : 0, buf);
+
+    /* A read on a timed out; calls on another stream, and closing, work. */
+    saved = task_set_timeout(20);
+    n = task_readline(a, buf, 2);       /* "cd\r\n" is there: this one completes */
+    task_restore_deadline(saved);
+    CHECK(n == 4, "readline returned %zd", n);
+    saved = task_set_timeout(20);
+    n = task_read(a, buf, sizeof buf);
+    task_restore_deadline(saved);
+    CHECK(n == -ETIMEDOUT, "the last read returned %zd", n);
+    CHECK(task_write(b, "x", 1) == 0 && task_drain(b) == 0, "drain on another stream failed");
+    task_close(a);
+    CHECK(task_wait_closed(a) == 0, "wait_closed after a timed-out read failed");
+    task_close(b);
+    CHECK(task_wait_closed(b) == 0, "wait_closed on b failed");
+    close(other);
+    close(other_b);
+    return 0;
+}
+
+/* ---- a task cancelled before it starts never runs ---- */
+
+static int body_ran;
+
+static intptr_t never_runs(void *arg)
+{
+    (void)arg;
+    body_ran = 1;
+    return 7;
+}
+
+static intptr_t cancel_before_start_main(void *arg)
+{
+    (void)arg;
+    body_ran = 0;
+    struct task *t = task_spawn(loop, never_runs, NULL, NULL);
+    task_cancel(t);
+    intptr_t r = 0;
+    CHECK(task_join(t, &r) == 0, "join failed");
+    CHECK(!body_ran, "the body of a task cancelled before it started ran");
+    CHECK(r == -ECANCELED, "its result is %ld, not -ECANCELED", (long)r);
+    struct task_options detached = { .detached = 1 };
+    t = task_spawn(loop, never_runs, NULL, &detached);
+    task_cancel(t);                 /* frees it: nobody will join it */
+    task_yield();
+    CHECK(!body_ran, "a detached task cancelled before it started ran");
+    return 0;
+}
+
+/* ---- the server closes before a new client's task has started ---- */
+
+static int handler_ran;
+
+static void count_handler(struct stream *s, void *arg)
+{
+    (void)arg;
+    handler_ran++;
+    stream_abort(s);
+}
+
+static void close_server_soon(struct loop *l, void *arg)
+{
+    (void)l;
+    task_server_close(arg);
+}
+
+static int server_close_before_start_case(void)
+{
+    int gai, listener = net_listen("127.0.0.1", 0, 8, &gai);
+    char where[NET_ADDRSTRLEN];
+    CHECK(listener >= 0, "listen");
+    net_sock_name(listener, where, sizeof where);
+    struct task_server *server = task_serve(loop, listener, NULL, count_handler, NULL, NULL);
+    CHECK(server != NULL, "task_serve");
+    int client = net_connect("127.0.0.1", atoi(strrchr(where, ':') + 1), &gai);
+    CHECK(client >= 0, "connect");
+    /* Queued now, so it runs in the next iteration's call_soon step before
+     * the start of the task that the accept in that iteration spawns. */
+    loop_call_soon(loop, close_server_soon, server);
+    handler_ran = 0;
+    loop_run(loop);
+    CHECK(handler_ran == 0, "the handler ran after the server was closed");
+    char c;
+    CHECK(read(client, &c, 1) <= 0, "the client's connection was not closed");
+    close(client);
+    return 0;
+}
+
+/* ---- a cancel is delivered once ---- */
+
+struct twice {
+    int first, cleanup;
+};
+
+static intptr_t cancelled_then_cleans_up(void *arg)
+{
+    struct twice *tw = arg;
+    tw->first = task_sleep(10000);
+    tw->cleanup = task_sleep(1);    /* unwinding: this must not be cancelled again */
+    return 0;
+}
+
+static intptr_t cancel_once_main(void *arg)
+{
+    (void)arg;
+    struct twice tw = { 1, 1 };
+    struct task *t = task_spawn(loop, cancelled_then_cleans_up, &tw, NULL);
+    task_sleep(5);
+    task_cancel(t);
+    task_cancel(t);                 /* before the first is delivered: nothing more */
+    CHECK(task_join(t, NULL) == 0, "join");
+    CHECK(tw.first == -ECANCELED, "the sleep returned %d, not -ECANCELED", tw.first);
+    CHECK(tw.cleanup == 0, "the cleanup call returned %d: the cancel came twice", tw.cleanup);
+    return 0;
+}
+
+/* ---- detaching a task that someone joins ---- */
+
+static intptr_t joins(void *arg)
+{
+    intptr_t r = 0;
+    int rc = task_join(arg, &r);
+    return rc == 0 ? r : rc;
+}
+
+static intptr_t short_sleeper(void *arg)
+{
+    task_sleep(10);
+    return (intptr_t)arg;
+}
+
+static intptr_t detach_while_joined_main(void *arg)
+{
+    (void)arg;
+    struct task *t = task_spawn(loop, short_sleeper, (void *)(intptr_t)99, NULL);
+    struct task *j = task_spawn(loop, joins, t, NULL);
+    task_yield();                   /* j is now waiting in task_join(t) */
+    task_detach(t);                 /* the join under way still gets t, and frees it */
+    intptr_t r = 0;
+    CHECK(task_join(j, &r) == 0, "join j");
+    CHECK(r == 99, "the joiner got %ld, not 99", (long)r);
+    return 0;
+}
+
+/* ---- open_connection whose deadline fires before the connect starts ---- */
+
+static intptr_t connects_with_deadline(void *arg)
+{
+    int port = (int)(intptr_t)arg;
+    char host[] = "127.0.0.1";      /* on this task's stack, freed when it returns */
+    struct stream *s = NULL;
+    uint64_t saved = task_set_timeout(1);
+    /* Let the clock pass the deadline before the loop runs again. */
+    long long until = now_ms() + 3;
+    while (now_ms() < until)
+        ;
+    int rc = task_open_connection(loop, host, port, 1000, &s);
+    task_restore_deadline(saved);
+    if (s != NULL)
+        stream_abort(s);
+    return rc;
+}
+
+static intptr_t connect_deadline_main(void *arg)
+{
+    (void)arg;
+    int gai, listener = net_listen("127.0.0.1", 0, 8, &gai);
+    char where[NET_ADDRSTRLEN];
+    CHECK(listener >= 0, "listen");
+    net_sock_name(listener, where, sizeof where);
+    int port = atoi(strrchr(where, ':') + 1);
+    struct task *t = task_spawn(loop, connects_with_deadline, (void *)(intptr_t)port, NULL);
+    intptr_t r = 0;
+    CHECK(task_join(t, &r) == 0, "join");
+    CHECK(r == -ETIMEDOUT, "open_connection returned %ld, not -ETIMEDOUT", (long)r);
+    task_sleep(5);                  /* a connect started late would run now */
+    /* And a connection after it works. */
+    struct stream *s = NULL;
+    CHECK(task_open_connection(loop, "127.0.0.1", port, 1000, &s) == 0 && s != NULL, "connect");
+    task_close(s);
+    task_wait_closed(s);
+    close(listener);
+    return 0;
+}
+
+/* ---- a task looping on sleep(0) lets everything else run ---- */
+
+static int zero_sleeps, zero_sleeps_when_read;
+
+/* From a timer (a first sleep(0)), makes the reader's bytes arrive, then
+ * sleeps 0 ms, up to 1000 times. */
+static intptr_t sleeps_zero(void *arg)
+{
+    int *other = arg;
+    if (task_sleep(0) != 0 || write(*other, "x", 1) != 1)
+        return -1;
+    while (zero_sleeps < 1000 && task_sleep(0) == 0)
+        zero_sleeps++;
+    return 0;
+}
+
+static intptr_t reads_one(void *arg)
+{
+    char c;
+    ssize_t n = task_read(arg, &c, 1);
+    zero_sleeps_when_read = zero_sleeps;
+    return n;
+}
+
+static intptr_t sleep_zero_main(void *arg)
+{
+    (void)arg;
+    int other;
+    struct stream *s = pair(&other, NULL);
+    CHECK(s != NULL, "socketpair");
+    zero_sleeps = 0;
+    struct task *reader_task = task_spawn(loop, reads_one, s, NULL);
+    task_yield();                   /* the reader waits in its read */
+    struct task *sleeper_task = task_spawn(loop, sleeps_zero, &other, NULL);
+    intptr_t r = 0;
+    CHECK(task_join(reader_task, &r) == 0 && r == 1, "the read returned %ld", (long)r);
+    CHECK(task_join(sleeper_task, NULL) == 0, "join the sleeper");
+    CHECK(zero_sleeps_when_read <= 3, "the read waited for %d sleep(0)s", zero_sleeps_when_read);
+    task_close(s);
+    task_wait_closed(s);
+    close(other);
+    return 0;
+}
+
+/* ---- more tasks than a process may have mappings ---- */
+
+static int parked;
+
+static intptr_t parks(void *arg)
+{
+    (void)arg;
+    parked++;
+    return task_sleep(60000) == -ECANCELED ? 0 : -1;
+}
+
+static int guard_regions_supported(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int ok = p != MAP_FAILED && madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
+    if (p != MAP_FAILED)
+        munmap(p, 2 * page);
+    return ok;
+}
+
+static intptr_t many_tasks_main(void *arg)
+{
+    (void)arg;
+    enum { N = 40000 };             /* over vm.max_map_count / 2 = 32,765 */
+    static struct task *t[N];
+    parked = 0;
+    for (int i = 0; i < N; i++) {
+        t[i] = task_spawn(loop, parks, NULL, NULL);
+        CHECK(t[i] != NULL, "spawn %d of %d: %s", i, N, strerror(errno));
+    }
+    while (parked < N)
+        task_yield();
+    for (int i = 0; i < N; i++)
+        task_cancel(t[i]);
+    intptr_t r;
+    for (int i = 0; i < N; i++)
+        CHECK(task_join(t[i], &r) == 0 && r == 0, "task %d ended with %ld", i, (long)r);
+    return 0;
+}
+
+static int many_tasks_case(void)
+{
+    if (!guard_regions_supported()) {
+        printf("# skip: no guard regions (Linux < 6.13): about vm.max_map_count / 2 tasks at most\n");
+        return 0;
+    }
+    return run_case(many_tasks_main, NULL);
 }
 
 /* ---- the table ---- */
@@ -459,6 +898,12 @@ static int timeout_fires(void) { return via_task(timeout_fires_main); }
 static int timeout_not_fired(void) { return via_task(timeout_not_fired_main); }
 static int returns_while_others_wait(void) { return via_task(returns_while_others_wait_main); }
 static int ten_thousand(void) { return via_task(ten_thousand_main); }
+static int exact_after_timeout(void) { return via_task(exact_after_timeout_main); }
+static int cancel_before_start(void) { return via_task(cancel_before_start_main); }
+static int cancel_once(void) { return via_task(cancel_once_main); }
+static int detach_while_joined(void) { return via_task(detach_while_joined_main); }
+static int connect_deadline(void) { return via_task(connect_deadline_main); }
+static int sleep_zero(void) { return via_task(sleep_zero_main); }
 
 static const struct unit_case cases[] = {
     { "sleep-order", sleep_order },
@@ -472,8 +917,17 @@ static const struct unit_case cases[] = {
     { "ten-thousand-tasks", ten_thousand },
     { "threadsafe", threadsafe_case },
     { "stack-overflow", overflow_case },
+    { "big-frame", big_frame_case },
     { "switch-no-syscall", no_syscall_case },
     { "switch-cost", switch_cost_case },
+    { "exact-after-timeout", exact_after_timeout },
+    { "cancel-before-start", cancel_before_start },
+    { "server-close-before-start", server_close_before_start_case },
+    { "cancel-once", cancel_once },
+    { "detach-while-joined", detach_while_joined },
+    { "connect-deadline", connect_deadline },
+    { "sleep-zero", sleep_zero },
+    { "many-tasks", many_tasks_case },
 };
 
 /* Each case gets a fresh loop, which must be empty again when it ends. */
