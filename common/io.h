@@ -7,7 +7,8 @@
  * return -1 with EINTR so a blocked server can wind down. The *_all versions
  * also loop over short counts. Writes to a socket use MSG_NOSIGNAL
  * where it exists, so a peer that has gone away gives EPIPE, never SIGPIPE
- * (elsewhere the servers ignore SIGPIPE once at start: see server.h).
+ * (elsewhere the servers ignore SIGPIPE once at start: contract_catch_signals
+ * in contract.c).
  * All return -1 with errno on failure and never print.
  */
 #ifndef IO_H

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# The contract of ../shared/DESIGN.md, run against one chapter's server:
+# The contract every server keeps (README.md, "The contract every server
+# keeps"), run against one chapter's server:
 #   CHAPTER=05-select bats tests/conformance.bats
 #   CHAPTER=07-epoll SERVER_ARGS=--edge bats tests/conformance.bats
 # tests/run runs it for every chapter that is built, and again for each

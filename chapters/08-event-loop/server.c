@@ -14,9 +14,9 @@
  *
  * Memory per connection is small and bounded: bytes are read into one
  * buffer shared by all clients and sent back at once; only echo the client
- * is not reading fast enough gets copied into a buffer of its own (at most
- * PENDING_MAX), and while it waits we stop reading from that client, so TCP
- * pushes back on it. An idle connection holds no buffer at all.
+ * is not reading fast enough gets copied into a buffer of its own (at
+ * most READ_SIZE: one read), and while it waits we stop reading from that
+ * client, so TCP pushes back on it. An idle connection holds no buffer at all.
  */
 #include <errno.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
 /*
- * switch: the one piece of magic in chapter 10, on its own, as xv6 keeps
- * its swtch.S. Everything else in the chapter is ordinary C.
+ * switch: the one piece of magic in chapter 10, on its own (xv6 keeps its swtch.S
+ * so). Everything else in the chapter is ordinary C.
  *
  * A context is a stack that is not running, with what the running code had
  * in its callee-saved registers pushed on top of it. Switching is a function
