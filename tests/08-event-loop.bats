@@ -28,6 +28,7 @@ unit() {
 @test "08 loop: a repeating timer repeats until it cancels itself" { unit repeating; }
 @test "08 loop: adding a reader again replaces it; readers and writers are separate" { unit replace-and-directions; }
 @test "08 loop: a timer that re-arms itself with no delay runs once per iteration, and I/O and call_soon still run" { unit zero-delay-timer; }
+@test "08 loop: remove_reader calls nothing: not the callback, then or later" { unit remove-calls-nothing; }
 
 @test "08: --idle-timeout closes a silent client after about the timeout" {
     start_server 08-event-loop --idle-timeout 1 -v

@@ -433,6 +433,34 @@ static int test_zero_delay_timer(void)
     return loop_free(loop);
 }
 
+/* remove_reader only unregisters: the callback is not called, not then,
+ * not when the descriptor becomes readable afterwards. */
+static int remove_calls;
+static void counts_calls(struct loop *loop, int fd, void *arg)
+{
+    (void)loop; (void)fd; (void)arg;
+    remove_calls++;
+}
+
+static int test_remove_calls_nothing(void)
+{
+    struct loop *loop = loop_new();
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    remove_calls = 0;
+    CHECK(loop_add_reader(loop, p[0], counts_calls, NULL) == 0, "add_reader");
+    CHECK(loop_remove_reader(loop, p[0]) == 0, "remove_reader");
+    CHECK(remove_calls == 0, "remove_reader called the callback");
+    CHECK(write(p[1], "x", 1) == 1, "write");
+    struct loop_handle *limit = loop_call_later(loop, 20, stop_loop, NULL);
+    loop_run(loop);
+    CHECK(remove_calls == 0, "the removed reader was called %d times", remove_calls);
+    (void)limit;
+    close(p[0]);
+    close(p[1]);
+    return loop_free(loop);
+}
+
 static const struct unit_case cases[] = {
     { "timer-order", test_timer_order },
     { "cancel", test_cancel },
@@ -447,6 +475,7 @@ static const struct unit_case cases[] = {
     { "repeating", test_repeating },
     { "replace-and-directions", test_replace_and_directions },
     { "zero-delay-timer", test_zero_delay_timer },
+    { "remove-calls-nothing", test_remove_calls_nothing },
 };
 
 int main(int argc, char **argv)
