@@ -117,6 +117,40 @@ setup() {
     (( ${reads:-0} < 100 && ${sends:-0} == 0 ))
 }
 
+@test "12: --check names the kernel the server needs (Linux 5.6: RECV, SEND, CLOSE, READ)" {
+    run "$SERVER12" --check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "server: io_uring is available, with every operation this server uses (it needs Linux 5.6 or later;"* ]]
+}
+
+@test "12: a kernel older than 5.6 (no IORING_REGISTER_PROBE, faked): exit 1 saying which kernel it needs" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    export ASAN_OPTIONS=detect_leaks=0     # LeakSanitizer cannot run under ptrace
+    # timeout: a server that does not refuse would serve forever.
+    run timeout -s KILL 10 strace -o /dev/null -e trace=io_uring_register \
+        -e inject=io_uring_register:error=EINVAL "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [ "$output" = "server: io_uring cannot run this server here: this kernel cannot list its io_uring operations (no IORING_REGISTER_PROBE); it needs Linux 5.6 or later" ]
+}
+
+@test "12: a kernel without IORING_FEAT_NODROP (faked): it refuses to run, since completions could be lost" {
+    command -v cc >/dev/null || skip "no C compiler to build the LD_PRELOAD library"
+    local lib="$BATS_TEST_TMPDIR/without_nodrop.so"
+    cc -shared -fPIC -o "$lib" "$BATS_TEST_DIRNAME/without_nodrop.c" -ldl
+    # Under SANITIZE=1, ASan wants to be the first library: let ours go first.
+    # timeout: a server that does not refuse would serve forever.
+    LD_PRELOAD="$lib" ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1:exitcode=23 \
+        run timeout 10 "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [ "$output" = "server: io_uring cannot run this server here: this kernel would drop the completions that overflow the CQ (no IORING_FEAT_NODROP); it needs Linux 5.6 or later" ]
+}
+
 @test "12: io_uring not available (faked ENOSYS, EPERM): exit 1 with one line saying so and why" {
     command -v strace >/dev/null || skip "strace is not installed"
     export ASAN_OPTIONS=detect_leaks=0     # LeakSanitizer cannot run under ptrace

@@ -43,6 +43,19 @@
 #define PAUSE_NS 100000000      /* out of descriptors, nobody to shed: wait 100 ms */
 
 /*
+ * What this server asks of the kernel: these operations, the newest of them
+ * (RECV, SEND, CLOSE, READ) from Linux 5.6, and IORING_FEAT_NODROP (5.5).
+ * Multishot accept (5.19) and DEFER_TASKRUN (6.1) are used where the kernel
+ * has them, with fallbacks. main checks all of it before it serves anyone.
+ */
+#define MIN_KERNEL "Linux 5.6"
+static const struct { unsigned op; const char *name; } needed_ops[] = {
+    { IORING_OP_ACCEPT, "ACCEPT" }, { IORING_OP_RECV, "RECV" }, { IORING_OP_SEND, "SEND" },
+    { IORING_OP_CLOSE, "CLOSE" }, { IORING_OP_READ, "READ" }, { IORING_OP_TIMEOUT, "TIMEOUT" },
+    { IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+};
+
+/*
  * A completion carries back the 64-bit user_data of its submission. Ours is a
  * connection's address with the kind of operation in its 3 low bits (malloc
  * aligns to at least 8), or just a kind for the server's own operations.
@@ -283,6 +296,36 @@ static void handle(const struct io_uring_cqe *cqe)
         begin_stop();           /* the signalfd read completed: a signal came */
 }
 
+/* NULL if the kernel's io_uring can run this server; else why not. */
+static const char *unusable(void)
+{
+    static char why[160];
+    /*
+     * Without NODROP, a completion that finds the CQ full is lost, and with
+     * it a connection (its recv never comes back) or the stop (the count in
+     * flight never reaches 0). No CQ size rules that out here: one multishot
+     * accept completes once per client, however many come at once. Every
+     * kernel with the operations below has NODROP, so refusing costs nothing.
+     */
+    if (!(s.ring.features & IORING_FEAT_NODROP))
+        return "this kernel would drop the completions that overflow the CQ (no IORING_FEAT_NODROP);"
+               " it needs " MIN_KERNEL " or later";
+    for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++) {
+        int known = ring_supports(&s.ring, needed_ops[i].op);
+        if (known < 0 && errno == EINVAL)
+            snprintf(why, sizeof why, "this kernel cannot list its io_uring operations"
+                     " (no IORING_REGISTER_PROBE); it needs " MIN_KERNEL " or later");
+        else if (known < 0)
+            snprintf(why, sizeof why, "io_uring_register: %s", strerror(errno));
+        else if (!known)
+            snprintf(why, sizeof why, "this kernel has no IORING_OP_%s; it needs " MIN_KERNEL " or later",
+                     needed_ops[i].name);
+        if (known <= 0)
+            return why;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     long check = 0;
@@ -305,10 +348,15 @@ int main(int argc, char **argv)
                 ring_why_unavailable(errno));
         return 1;
     }
-    if (check) {
-        fprintf(stderr, "server: io_uring is available (features %#x)\n", s.ring.features);
+    const char *why = unusable();
+    if (why != NULL || check) {
+        if (why != NULL)
+            fprintf(stderr, "server: io_uring cannot run this server here: %s\n", why);
+        else
+            fprintf(stderr, "server: io_uring is available, with every operation this server uses"
+                            " (it needs " MIN_KERNEL " or later; features %#x)\n", s.ring.features);
         ring_exit(&s.ring);
-        return 0;
+        return why != NULL;
     }
     /* The signals wait, blocked, until the signalfd read in the ring takes
      * them: no handler, no race with going to sleep in io_uring_enter. */
