@@ -18,6 +18,10 @@
  * entry queued since the last round and sleeps until at least one completion
  * is there; then we handle every completion waiting. With many busy clients
  * one call carries many echoes: fewer than one system call per echo.
+ *
+ * The CQ is bounded: when it is full the kernel keeps the completions that
+ * do not fit and says so (IORING_SQ_CQ_OVERFLOW); reap has it move them in,
+ * and handles them, before the round ends.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,8 +42,8 @@
 #include "trace.h"
 
 #define BUF_SIZE 16384          /* per connection: echo not yet sent, at most */
-#define SQ_ENTRIES 1024
-#define CQ_ENTRIES 16384        /* room for a completion from every busy connection */
+#define SQ_ENTRIES 1024         /* --ring-entries: submission slots... */
+#define CQ_PER_SQ 16            /* ...and 16 completion slots for each */
 #define PAUSE_NS 100000000      /* out of descriptors, nobody to shed: wait 100 ms */
 
 /*
@@ -280,6 +284,17 @@ static void begin_stop(void)
     }
 }
 
+/* io_uring_enter failed in a way the loop cannot go on from. */
+static void enter_failed(void)
+{
+    if (errno == EBADR)         /* ring_dropped too: the kernel lost completions */
+        fprintf(stderr, "server: completions were lost (the kernel had no memory to keep"
+                        " those that overflowed the CQ): stopping\n");
+    else
+        fprintf(stderr, "server: io_uring_enter: %s\n", strerror(errno));
+    s.failed = 1;
+}
+
 static void handle(const struct io_uring_cqe *cqe)
 {
     unsigned kind = (unsigned)(cqe->user_data & KIND_MASK);
@@ -294,6 +309,34 @@ static void handle(const struct io_uring_cqe *cqe)
         s.accept_state = ACCEPT_IDLE;
     else if (kind == K_SIGNAL)
         begin_stop();           /* the signalfd read completed: a signal came */
+}
+
+/*
+ * Handle every completion in the CQ. A kernel with IORING_FEAT_NODROP keeps
+ * those that did not fit and sets IORING_SQ_CQ_OVERFLOW; it moves them into
+ * the CQ only inside io_uring_enter with GETEVENTS. Our next round's wait
+ * would do that too, but after this round's submissions (which older kernels
+ * refuse with EBUSY while they hold a backlog): so flush them now and handle
+ * them, until the kernel holds none. -1 (errno) if the loop cannot go on.
+ */
+static int reap(void)
+{
+    for (;;) {
+        for (unsigned n = ring_ready(&s.ring); n > 0; n--) {
+            struct io_uring_cqe cqe = *ring_cqe(&s.ring, 0);
+            ring_advance(&s.ring, 1);   /* the slot is free: handlers may submit */
+            handle(&cqe);
+        }
+        if (ring_dropped(&s.ring) > 0) {
+            errno = EBADR;      /* a connection would wait forever for its completion */
+            return -1;
+        }
+        if (!ring_overflowed(&s.ring))
+            return 0;
+        TRACE("cq overflow: flushing");
+        if (ring_flush(&s.ring) < 0 && errno != EINTR)
+            return errno == EAGAIN || errno == EBUSY ? 0 : -1;  /* not now: next round */
+    }
 }
 
 /* NULL if the kernel's io_uring can run this server; else why not. */
@@ -328,9 +371,11 @@ static const char *unusable(void)
 
 int main(int argc, char **argv)
 {
-    long check = 0;
+    long check = 0, entries = 0;
     const struct cli_option options[] = {
         { "--oneshot", NULL, "one accept entry per client (no multishot accept)", 0, 1, &s.oneshot },
+        { "--ring-entries", "N", "submission slots (default 1024), and 16 completion slots each;"
+          " small rings show what happens when they fill", 1, 4096, &entries },
         { "--check", NULL, "only check that io_uring works here, then exit", 0, 1, &check },
         { 0 },
     };
@@ -343,7 +388,8 @@ int main(int argc, char **argv)
     if (parsed != CLI_OK)
         return cli_exit_code(&cli, parsed);
 
-    if (ring_init(&s.ring, SQ_ENTRIES, CQ_ENTRIES) < 0) {
+    entries = entries ? entries : SQ_ENTRIES;
+    if (ring_init(&s.ring, (unsigned)entries, (unsigned)entries * CQ_PER_SQ) < 0) {
         fprintf(stderr, "server: io_uring is not available: io_uring_setup: %s\n",
                 ring_why_unavailable(errno));
         return 1;
@@ -372,8 +418,8 @@ int main(int argc, char **argv)
         ring_exit(&s.ring);
         return 1;
     }
-    TRACE("fd limit raised to %ld; io_uring setup flags %#x, features %#x", limit,
-          s.ring.setup_flags, s.ring.features);
+    TRACE("fd limit raised to %ld; io_uring sq=%u cq=%u, setup flags %#x, features %#x", limit,
+          s.ring.sq_entries, s.ring.cq_entries, s.ring.setup_flags, s.ring.features);
     s.listen_fd = contract_listen(&cli, SOMAXCONN);
     if (s.listen_fd < 0) {
         s.failed = 1;
@@ -392,19 +438,17 @@ int main(int argc, char **argv)
         /* The one system call of the round: submit all, wait for one. */
         if (ring_submit(&s.ring, 1) < 0 && errno != EINTR) {
             if (errno != EAGAIN && errno != EBUSY) {
-                fprintf(stderr, "server: io_uring_enter: %s\n", strerror(errno));
-                s.failed = 1;
+                enter_failed();
                 break;
             }
             /* Short of memory, or the kernel holds completions that did not
-             * fit in the CQ: reap what is there, or back off 1 ms. */
-            if (ring_ready(&s.ring) == 0)
+             * fit in the CQ: reap those (below), or back off 1 ms. */
+            if (ring_ready(&s.ring) == 0 && !ring_overflowed(&s.ring))
                 nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
         }
-        for (unsigned n = ring_ready(&s.ring); n > 0; n--) {
-            struct io_uring_cqe cqe = *ring_cqe(&s.ring, 0);
-            ring_advance(&s.ring, 1);   /* the slot is free: handlers may submit */
-            handle(&cqe);
+        if (reap() < 0) {
+            enter_failed();
+            break;
         }
         if (s.failed && !s.stopping)
             begin_stop();
