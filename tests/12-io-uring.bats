@@ -205,6 +205,41 @@ echoed_bytes() {
     [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq "$(grep -c ' close fd=' "$SERVER_ERR")" ]
 }
 
+@test "12: when the kernel refuses entries (EBUSY, every other io_uring_enter) with a 1-slot SQ: connections wait a round, none is dropped" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    # Older kernels answer EBUSY while they hold completions that overflowed
+    # the CQ; any kernel may answer EAGAIN when short of memory. Either way
+    # the SQ stays full, and an entry must wait, not be dropped.
+    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    run "$LOADGEN" --port "$PORT" --connections 50 --size 64 --pipeline 2 --requests 20000 \
+        --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=20000 "*"errors=0"* ]]
+    stop_server_strace
+    echo "$(grep_count ' sq full fd=' "$SERVER_ERR") entries waited a round"
+    (( $(grep_count ' sq full fd=' "$SERVER_ERR") > 0 ))
+    [ "$(echoed_bytes)" -eq $(( 20000 * 64 )) ]
+}
+
+@test "12: SIGTERM when the kernel refuses entries (EBUSY) with a 1-slot SQ: every cancel still goes out, all closed, exit 0" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    # Idle connections, each with a recv in flight that only a cancel ends.
+    local conns=() conn i
+    for i in 1 2 3 4 5 6 7 8; do
+        open_conn conn
+        echo_once "$conn" "idle $i"
+        conns+=("$conn")
+    done
+    stop_server_strace
+    # Some cancels found the SQ full with the kernel refusing: they waited.
+    grep -E '^[0-9]+ sq full fd=[0-9]+: waits a round$' "$SERVER_ERR"
+    [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 8 ]
+    [ "$(grep -c ' close fd=' "$SERVER_ERR")" -eq 8 ]
+    for conn in "${conns[@]}"; do close_conn "$conn"; done
+}
+
 @test "12: the kernel lost completions (EBADR from io_uring_enter, faked): exit 1 saying so, not a silent stall" {
     command -v strace >/dev/null || skip "strace is not installed"
     # The 3rd call: after the first round, once a client makes the server go on.

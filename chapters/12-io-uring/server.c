@@ -19,9 +19,12 @@
  * is there; then we handle every completion waiting. With many busy clients
  * one call carries many echoes: fewer than one system call per echo.
  *
- * The CQ is bounded: when it is full the kernel keeps the completions that
- * do not fit and says so (IORING_SQ_CQ_OVERFLOW); reap has it move them in,
- * and handles them, before the round ends.
+ * Both rings are bounded, and nothing may be lost when one is full. A full
+ * SQ: get_sqe hands the queued entries to the kernel to free their slots,
+ * and if the kernel takes none right now, the connection waits (in our
+ * memory, c->waiting) for the next round. A full CQ: the kernel keeps the
+ * completions that do not fit and says so (IORING_SQ_CQ_OVERFLOW); reap
+ * has it move them in, and handles them, before the round ends.
  */
 #include <errno.h>
 #include <poll.h>
@@ -70,6 +73,7 @@ enum kind { K_ACCEPT = 1, K_SIGNAL, K_PAUSE, K_CANCEL, K_CLOSE, K_RECV, K_SEND }
 struct conn {
     int fd;
     unsigned busy;              /* K_RECV or K_SEND in flight, or 0 */
+    unsigned waiting;           /* K_RECV, K_SEND or K_CANCEL that found no free entry, or 0 */
     size_t start, end;          /* echo not yet sent: buf[start, end) */
     struct conn *prev, *next;   /* every connection, for the shutdown */
     char buf[BUF_SIZE];
@@ -81,8 +85,9 @@ static struct {
     struct ring ring;
     int listen_fd, signal_fd;
     long oneshot;               /* --oneshot, or a kernel without multishot accept */
-    int accept_state, stopping, failed;
+    int accept_state, accept_cancelled, stopping, failed;
     unsigned inflight;          /* operations submitted and not yet completed */
+    unsigned waiting;           /* connections with c->waiting set */
     struct conn *conns;
     unsigned long long served, echoed;
     struct signalfd_siginfo siginfo;    /* the signalfd read lands here */
@@ -90,8 +95,11 @@ static struct {
 } s = { .listen_fd = -1, .signal_fd = -1, .pause = { 0, PAUSE_NS } };
 
 /*
- * A free submission entry, counted in flight. When the SQ is full, hand it to
- * the kernel at once (no waiting) to make room. NULL if even that fails.
+ * A free submission entry, counted in flight. When the SQ is full, hand its
+ * entries to the kernel at once (no waiting) to free their slots. NULL if the
+ * kernel takes none right now: short of memory (EAGAIN), or, on older
+ * kernels, holding completions that overflowed the CQ until we reap them
+ * (EBUSY). The caller must then try again later, never just drop the entry.
  */
 static struct io_uring_sqe *get_sqe(uint64_t user_data)
 {
@@ -105,13 +113,14 @@ static struct io_uring_sqe *get_sqe(uint64_t user_data)
     return sqe;
 }
 
-static void cancel(uint64_t target)
+static struct io_uring_sqe *cancel(uint64_t target)
 {
     struct io_uring_sqe *sqe = get_sqe(K_CANCEL);
     if (sqe != NULL) {
         sqe->opcode = IORING_OP_ASYNC_CANCEL;
         sqe->addr = target;     /* the user_data of the operation to cancel */
     }
+    return sqe;
 }
 
 /* The connection is idle (nothing of it in flight): close it and free it. */
@@ -125,6 +134,8 @@ static void close_conn(struct conn *c)
         close(c->fd);
     }
     TRACE("close fd=%d", c->fd);
+    if (c->waiting)
+        s.waiting--;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -134,20 +145,47 @@ static void close_conn(struct conn *c)
     free(c);            /* safe: no entry in flight points into it */
 }
 
-/* Queue a recv into the empty buffer, or the send of what is left of the echo. */
-static void submit_io(struct conn *c, unsigned kind)
+/*
+ * Queue the connection's next operation: a recv into the empty buffer, the
+ * send of what is left of the echo, or (K_CANCEL, at the stop) the cancel of
+ * the one in flight. With no free entry, the connection waits for the next
+ * round (retry_waiting) and this returns -1: nothing is dropped.
+ */
+static int submit_io(struct conn *c, unsigned kind)
 {
-    struct io_uring_sqe *sqe = get_sqe((uint64_t)(uintptr_t)c | kind);
+    struct io_uring_sqe *sqe = kind == K_CANCEL ? cancel((uint64_t)(uintptr_t)c | c->busy)
+                                                : get_sqe((uint64_t)(uintptr_t)c | kind);
     if (sqe == NULL) {
-        close_conn(c);
-        return;
+        TRACE("sq full fd=%d: waits a round", c->fd);
+        if (!c->waiting)
+            s.waiting++;
+        c->waiting = kind;
+        return -1;
     }
+    if (kind == K_CANCEL)
+        return 0;
     sqe->opcode = kind == K_RECV ? IORING_OP_RECV : IORING_OP_SEND;
     sqe->fd = c->fd;
     sqe->addr = (uint64_t)(uintptr_t)(kind == K_RECV ? c->buf : c->buf + c->start);
     sqe->len = (unsigned)(kind == K_RECV ? BUF_SIZE : c->end - c->start);
     sqe->msg_flags = kind == K_SEND ? MSG_NOSIGNAL : 0;    /* EPIPE, not SIGPIPE */
     c->busy = kind;
+    return 0;
+}
+
+/* Connections that found no free entry, another try. Rare (the kernel had
+ * refused entries), so a walk over every connection is fine. */
+static void retry_waiting(void)
+{
+    for (struct conn *c = s.conns; c != NULL && s.waiting > 0; c = c->next) {
+        unsigned kind = c->waiting;
+        if (kind == 0)
+            continue;
+        c->waiting = 0;
+        s.waiting--;
+        if (submit_io(c, kind) < 0)
+            return;             /* still full: the rest wait another round */
+    }
 }
 
 static void arm_accept(void)
@@ -162,6 +200,16 @@ static void arm_accept(void)
      * fails or is cancelled. Without it: one entry per client. */
     sqe->ioprio = s.oneshot ? 0 : IORING_ACCEPT_MULTISHOT;
     s.accept_state = ACCEPT_ARMED;
+}
+
+/* Once a round: arm the accept if it is not; at the stop, cancel it (or the
+ * pause), again next round if no entry was free. */
+static void keep_accepting(void)
+{
+    if (!s.stopping && s.accept_state == ACCEPT_IDLE)
+        arm_accept();
+    else if (s.stopping && s.accept_state != ACCEPT_IDLE && !s.accept_cancelled)
+        s.accept_cancelled = cancel(s.accept_state == ACCEPT_ARMED ? K_ACCEPT : K_PAUSE) != NULL;
 }
 
 static void pause_accepting(void)
@@ -267,20 +315,20 @@ static void on_conn(struct conn *c, unsigned kind, int res)
     }
 }
 
-/* SIGINT/SIGTERM: stop accepting, cancel every operation in flight. Each
- * connection is closed and freed when its cancelled operation completes. */
+/* SIGINT/SIGTERM: stop accepting (keep_accepting), cancel every operation
+ * in flight. Each connection is closed and freed when its cancelled
+ * operation completes. A cancel that finds no free entry waits a round like
+ * any other entry: one lost here would leave the loop waiting forever. */
 static void begin_stop(void)
 {
     TRACE("stop: cancelling %u operations", s.inflight);
     s.stopping = 1;
-    if (s.accept_state != ACCEPT_IDLE)
-        cancel(s.accept_state == ACCEPT_ARMED ? K_ACCEPT : K_PAUSE);
     for (struct conn *c = s.conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->busy)
-            cancel((uint64_t)(uintptr_t)c | c->busy);
+            submit_io(c, K_CANCEL);
         else
-            close_conn(c);
+            close_conn(c);      /* nothing in flight (it may wait for an entry) */
     }
 }
 
@@ -433,10 +481,11 @@ int main(int argc, char **argv)
     }
 
     while (!s.stopping || s.inflight > 0) {
-        if (!s.stopping && s.accept_state == ACCEPT_IDLE)
-            arm_accept();
-        /* The one system call of the round: submit all, wait for one. */
-        if (ring_submit(&s.ring, 1) < 0 && errno != EINTR) {
+        keep_accepting();
+        retry_waiting();
+        /* The one system call of the round: submit all, wait for one (not
+         * while a connection waits for an entry: then straight on). */
+        if (ring_submit(&s.ring, s.waiting ? 0 : 1) < 0 && errno != EINTR) {
             if (errno != EAGAIN && errno != EBUSY) {
                 enter_failed();
                 break;
