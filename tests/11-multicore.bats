@@ -72,6 +72,22 @@ spread_over_four() {
     [ "$(grep -Ec '^[0-9]+ handoff fd=[0-9]+ to=[1-4] thread=0$' "$SERVER_ERR")" -eq 400 ]
 }
 
+# The acceptor's round robin (roundrobin.h), as C unit tests: a server would
+# need 2^31 hand-offs to reach the overflow of the old `next++ % count` on
+# an int, so these start the turn there (and where an unsigned would wrap).
+TEST_ROUNDROBIN="$ROOT/chapters/11-multicore/test_roundrobin"
+unit() {
+    run "$TEST_ROUNDROBIN" "$1"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "ok $1" ]
+}
+
+@test "11 round robin: workers take turns, 0 to N-1 and back to 0" { unit in-turn; }
+@test "11 round robin: still in turn and in range past INT_MAX hand-offs (no signed overflow)" { unit past-int-max; }
+@test "11 round robin: still in turn past UINT_MAX hand-offs (no worker gets two in a row)" { unit past-uint-max; }
+@test "11 round robin: the turn stays below the worker count, so it cannot overflow" { unit turn-stays-below-count; }
+
 @test "11: by default, one loop per online CPU" {
     start_server "$CH"
     wait_until 5 has_threads $(( $(getconf _NPROCESSORS_ONLN) + 1 ))

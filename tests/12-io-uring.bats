@@ -16,6 +16,40 @@ setup() {
     (( status == 0 )) || skip "$output"
 }
 
+# start_server_strace INJECT [OPTIONS...]: start the server under strace,
+# which makes io_uring_enter fail as INJECT says (strace's "when" syntax, for
+# an error the kernel really returns: EBUSY, EAGAIN, EBADR); sets TRACER, the
+# strace process, SERVER_PID, the server itself, and PORT. LeakSanitizer
+# cannot run under ptrace: off for these (the other tests check leaks).
+start_server_strace() {
+    local inject=$1; shift
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -o /dev/null -e trace=io_uring_enter \
+        -e inject="io_uring_enter:$inject" "$SERVER12" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    TRACER=$!
+    BACKGROUND_PIDS+=("$TRACER")
+    wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    SERVER_PID=$(child_pids "$TRACER")
+    [[ -n "$PORT" && -n "$SERVER_PID" ]]
+    BACKGROUND_PIDS+=("$SERVER_PID")     # teardown kills it even if strace is gone
+}
+
+# stop_server_strace: SIGTERM, and the exit status through strace (it exits
+# with the server's); fails unless 0 within 5 s.
+stop_server_strace() {
+    kill -TERM "$SERVER_PID"
+    wait_exit "$TRACER" 5
+    tail -3 "$SERVER_ERR"
+    [ "$EXIT_STATUS" -eq 0 ]
+}
+
+# The summary's "echoed N bytes".
+echoed_bytes() {
+    sed -n 's/^server: served [0-9]* connections\{0,1\}, echoed \([0-9]*\) bytes$/\1/p' "$SERVER_ERR"
+}
+
 @test "12: with one idle client, the server uses under 2% of a core (it sleeps in io_uring_enter)" {
     local cpu
     start_server 12-io-uring
@@ -115,6 +149,106 @@ setup() {
     (( enters > 0 && enters < 50000 ))
     # The recvs and sends were ring entries, not system calls.
     (( ${reads:-0} < 100 && ${sends:-0} == 0 ))
+}
+
+@test "12: --check names the kernel the server needs (Linux 5.6: RECV, SEND, CLOSE, READ)" {
+    run "$SERVER12" --check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "server: io_uring is available, with every operation this server uses (it needs Linux 5.6 or later;"* ]]
+}
+
+@test "12: a kernel older than 5.6 (no IORING_REGISTER_PROBE, faked): exit 1 saying which kernel it needs" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    export ASAN_OPTIONS=detect_leaks=0     # LeakSanitizer cannot run under ptrace
+    # timeout: a server that does not refuse would serve forever.
+    run timeout -s KILL 10 strace -o /dev/null -e trace=io_uring_register \
+        -e inject=io_uring_register:error=EINVAL "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [ "$output" = "server: io_uring cannot run this server here: this kernel cannot list its io_uring operations (no IORING_REGISTER_PROBE); it needs Linux 5.6 or later" ]
+}
+
+@test "12: a kernel without IORING_FEAT_NODROP (faked): it refuses to run, since completions could be lost" {
+    command -v cc >/dev/null || skip "no C compiler to build the LD_PRELOAD library"
+    local lib="$BATS_TEST_TMPDIR/without_nodrop.so"
+    cc -shared -fPIC -o "$lib" "$BATS_TEST_DIRNAME/without_nodrop.c" -ldl
+    # Under SANITIZE=1, ASan wants to be the first library: let ours go first.
+    # timeout: a server that does not refuse would serve forever.
+    LD_PRELOAD="$lib" ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1:exitcode=23 \
+        run timeout 10 "$SERVER12" --port 0
+    echo "$output"
+    [ "$status" -eq 1 ]
+    [ "${#lines[@]}" -eq 1 ]
+    [ "$output" = "server: io_uring cannot run this server here: this kernel would drop the completions that overflow the CQ (no IORING_FEAT_NODROP); it needs Linux 5.6 or later" ]
+}
+
+@test "12: a CQ of 16 slots under 200 busy connections overflows: the server flushes what the kernel kept, and echoes every byte" {
+    start_server 12-io-uring --ring-entries 1 -v
+    grep -q ' io_uring sq=1 cq=16, ' "$SERVER_ERR"
+    run "$LOADGEN" --port "$PORT" --connections 200 --size 64 --pipeline 4 --requests 100000 \
+        --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=100000 "*"errors=0"* ]]
+    run "$CLIENT" --port "$PORT" --bytes 4000000
+    [ "$output" = "ok 4000000 bytes" ]
+    stop_server
+    # More completions came at once than the CQ holds, and the server had the
+    # kernel hand over the rest (IORING_SQ_CQ_OVERFLOW, then GETEVENTS)...
+    echo "$(grep_count ' cq overflow: flushing$' "$SERVER_ERR") flushes"
+    (( $(grep_count ' cq overflow: flushing$' "$SERVER_ERR") > 0 ))
+    # ...and not one byte was lost: 100,000 echoes of 64 bytes, and 4 MB.
+    [ "$(echoed_bytes)" -eq $(( 100000 * 64 + 4000000 )) ]
+    [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq "$(grep -c ' close fd=' "$SERVER_ERR")" ]
+}
+
+@test "12: when the kernel refuses entries (EBUSY, every other io_uring_enter) with a 1-slot SQ: connections wait a round, none is dropped" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    # Older kernels answer EBUSY while they hold completions that overflowed
+    # the CQ; any kernel may answer EAGAIN when short of memory. Either way
+    # the SQ stays full, and an entry must wait, not be dropped.
+    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    run "$LOADGEN" --port "$PORT" --connections 50 --size 64 --pipeline 2 --requests 20000 \
+        --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=20000 "*"errors=0"* ]]
+    stop_server_strace
+    echo "$(grep_count ' sq full fd=' "$SERVER_ERR") entries waited a round"
+    (( $(grep_count ' sq full fd=' "$SERVER_ERR") > 0 ))
+    [ "$(echoed_bytes)" -eq $(( 20000 * 64 )) ]
+}
+
+@test "12: SIGTERM when the kernel refuses entries (EBUSY) with a 1-slot SQ: every cancel still goes out, all closed, exit 0" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    # Idle connections, each with a recv in flight that only a cancel ends.
+    local conns=() conn i
+    for i in 1 2 3 4 5 6 7 8; do
+        open_conn conn
+        echo_once "$conn" "idle $i"
+        conns+=("$conn")
+    done
+    stop_server_strace
+    # Some cancels found the SQ full with the kernel refusing: they waited.
+    grep -E '^[0-9]+ sq full fd=[0-9]+: waits a round$' "$SERVER_ERR"
+    [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq 8 ]
+    [ "$(grep -c ' close fd=' "$SERVER_ERR")" -eq 8 ]
+    for conn in "${conns[@]}"; do close_conn "$conn"; done
+}
+
+@test "12: the kernel lost completions (EBADR from io_uring_enter, faked): exit 1 saying so, not a silent stall" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    # The 3rd call: after the first round, once a client makes the server go on.
+    start_server_strace error=EBADR:when=3
+    "$CLIENT" --port "$PORT" --timeout 5 <<<hello || true
+    wait_exit "$TRACER" 5
+    cat "$SERVER_ERR"
+    [ "$EXIT_STATUS" -eq 1 ]
+    grep -qx 'server: completions were lost (the kernel had no memory to keep those that overflowed the CQ): stopping' "$SERVER_ERR"
 }
 
 @test "12: io_uring not available (faked ENOSYS, EPERM): exit 1 with one line saying so and why" {

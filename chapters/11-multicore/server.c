@@ -36,6 +36,7 @@
 #include "contract.h"
 #include "listener.h"
 #include "net.h"
+#include "roundrobin.h"
 #include "trace.h"
 #include "work.h"
 #include "worker.h"
@@ -48,7 +49,8 @@ static struct {
     struct worker *workers;
     struct listener *listeners; /* reuseport: listeners[i] is worker i's */
     struct listener acceptor;   /* acceptor: the main thread's one */
-    int use_acceptor, next;     /* next: the acceptor's round robin */
+    int use_acceptor;
+    unsigned turn;              /* the acceptor's round robin: the next worker (roundrobin.h) */
     int stopped;
 } server;
 
@@ -69,7 +71,7 @@ static void adopt_handoff(struct loop *loop, void *arg)
 /* Acceptor: the socket goes to the next worker's loop, as a thread-safe call. */
 static void hand_off(int fd)
 {
-    struct worker *to = &server.workers[server.next++ % server.count];
+    struct worker *to = &server.workers[round_robin_next(&server.turn, (unsigned)server.count)];
     struct handoff *h = malloc(sizeof *h);
     if (h != NULL) {
         *h = (struct handoff){ .to = to, .fd = fd };

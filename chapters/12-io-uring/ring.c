@@ -3,6 +3,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -19,6 +20,11 @@ static int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned
     return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0);
 }
 
+static int sys_register(int fd, unsigned opcode, void *arg, unsigned nr_args)
+{
+    return (int)syscall(__NR_io_uring_register, fd, opcode, arg, nr_args);
+}
+
 static void *map(int fd, size_t len, off_t offset)
 {
     /* MAP_SHARED: the same pages the kernel reads and writes. */
@@ -30,7 +36,8 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries)
     /*
      * Ask for the most useful setup first, and fall back for older kernels
      * (EINVAL: a flag it does not know):
-     *   CQSIZE          a CQ bigger than twice the SQ (5.5)
+     *   CQSIZE          a CQ bigger than twice the SQ (5.5: every kernel
+     *                   this server can run on has it)
      *   SINGLE_ISSUER   only this thread submits (6.0), and so
      *   DEFER_TASKRUN   the kernel finishes completions when we call
      *                   io_uring_enter to wait for them (6.1), instead of
@@ -39,7 +46,6 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries)
     static const unsigned tries[] = {
         IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
         IORING_SETUP_CQSIZE,
-        0,
     };
     struct io_uring_params p;
     memset(r, 0, sizeof *r);
@@ -83,9 +89,12 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries)
     r->sq_mask = *(unsigned *)(void *)(sq + p.sq_off.ring_mask);
     r->sq_entries = p.sq_entries;
     r->sq_local_tail = atomic_load_explicit(r->sq_tail, memory_order_relaxed);
+    r->sq_flags = (_Atomic unsigned *)(void *)(sq + p.sq_off.flags);
     r->cq_head = (_Atomic unsigned *)(void *)(cq + p.cq_off.head);
     r->cq_tail = (_Atomic unsigned *)(void *)(cq + p.cq_off.tail);
+    r->cq_dropped = (_Atomic unsigned *)(void *)(cq + p.cq_off.overflow);
     r->cq_mask = *(unsigned *)(void *)(cq + p.cq_off.ring_mask);
+    r->cq_entries = p.cq_entries;
     r->cqes = (struct io_uring_cqe *)(void *)(cq + p.cq_off.cqes);
     /* The SQ ring holds indexes into the SQE array, so SQEs could be filled
      * out of order. We use slot i for ring position i: fill the map once. */
@@ -168,10 +177,46 @@ void ring_advance(struct ring *r, unsigned n)
     atomic_store_explicit(r->cq_head, head + n, memory_order_release);
 }
 
+int ring_overflowed(const struct ring *r)
+{
+    /* Relaxed: a hint to call ring_flush, which does its own ordering. */
+    return (atomic_load_explicit(r->sq_flags, memory_order_relaxed) & IORING_SQ_CQ_OVERFLOW) != 0;
+}
+
+int ring_flush(struct ring *r)
+{
+    /* Submit nothing, wait for nothing: GETEVENTS alone makes the kernel
+     * move what it holds into the CQ (and, with DEFER_TASKRUN, finish the
+     * completions it has deferred to this moment). */
+    return sys_enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS) < 0 ? -1 : 0;
+}
+
+unsigned ring_dropped(const struct ring *r)
+{
+    return atomic_load_explicit(r->cq_dropped, memory_order_relaxed);
+}
+
+int ring_supports(struct ring *r, unsigned op)
+{
+    /* The kernel fills one entry per opcode, up to the last it knows; the
+     * memory must be zeroed. Opcodes are 8 bits: 256 entries cover them all. */
+    struct io_uring_probe *probe = calloc(1, sizeof *probe + 256 * sizeof probe->ops[0]);
+    if (probe == NULL)
+        return -1;
+    int known = sys_register(r->fd, IORING_REGISTER_PROBE, probe, 256) < 0 ? -1
+              : op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED);
+    int saved = errno;
+    free(probe);
+    errno = saved;
+    return known;
+}
+
 const char *ring_why_unavailable(int err)
 {
     if (err == ENOSYS)
         return "this kernel has no io_uring (before 5.1, or built without it)";
+    if (err == EINVAL)
+        return "this kernel's io_uring is too old (no IORING_SETUP_CQSIZE: before 5.5)";
     if (err == EPERM || err == EACCES)
         return "not permitted (sysctl kernel.io_uring_disabled, or a seccomp filter such as a container's)";
     return strerror(err);

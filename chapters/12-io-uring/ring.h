@@ -12,6 +12,13 @@
  * head); the kernel produces CQEs (moves cq tail) and we consume them (move
  * cq head). io_uring_enter tells the kernel to look at the SQ and, with
  * IORING_ENTER_GETEVENTS, sleeps until enough completions are there.
+ *
+ * When a completion finds the CQ full, a kernel with IORING_FEAT_NODROP
+ * (5.5+) keeps it on a list of its own and sets IORING_SQ_CQ_OVERFLOW in the
+ * SQ ring's flags; it moves those into the CQ only inside io_uring_enter with
+ * IORING_ENTER_GETEVENTS (ring_flush). Without NODROP it drops them, counting
+ * them in the CQ ring's overflow field; with it, it drops one only when it has
+ * no memory for the list (ring_dropped, and io_uring_enter fails with EBADR).
  */
 #ifndef RING_H
 #define RING_H
@@ -29,9 +36,11 @@ struct ring {
     unsigned sq_mask, sq_entries;
     unsigned sq_local_tail;             /* SQEs filled in, maybe not yet published */
     struct io_uring_sqe *sqes;
+    _Atomic unsigned *sq_flags;         /* the kernel's: IORING_SQ_CQ_OVERFLOW... */
     /* Completion side. The kernel writes tail; we write head. */
     _Atomic unsigned *cq_head, *cq_tail;
-    unsigned cq_mask;
+    _Atomic unsigned *cq_dropped;       /* the kernel's count of completions lost */
+    unsigned cq_mask, cq_entries;
     struct io_uring_cqe *cqes;
     /* The mappings, to unmap them. */
     void *sq_map, *cq_map;
@@ -48,6 +57,10 @@ void ring_exit(struct ring *r);
 
 /* Why ring_init failed with err, in words, for a one-line message. */
 const char *ring_why_unavailable(int err);
+
+/* Does this kernel know opcode op (IORING_OP_*)? 1 or 0; -1 with errno when
+ * it cannot say: IORING_REGISTER_PROBE came in 5.6 (EINVAL before). */
+int ring_supports(struct ring *r, unsigned op);
 
 /* A zeroed free SQE, or NULL when the SQ is full (submit first). */
 struct io_uring_sqe *ring_get_sqe(struct ring *r);
@@ -69,5 +82,16 @@ int ring_submit(struct ring *r, unsigned wait_nr);
 unsigned ring_ready(struct ring *r);
 const struct io_uring_cqe *ring_cqe(const struct ring *r, unsigned i);
 void ring_advance(struct ring *r, unsigned n);
+
+/* The kernel holds completions that did not fit in the CQ (1), or not (0). */
+int ring_overflowed(const struct ring *r);
+
+/* Have the kernel move the completions it holds into the CQ, as far as they
+ * fit, without waiting: io_uring_enter(0, 0, GETEVENTS). 0, or -1 with errno. */
+int ring_flush(struct ring *r);
+
+/* Completions the kernel lost since the ring was set up (0 with NODROP, unless
+ * it ran out of memory for its overflow list). */
+unsigned ring_dropped(const struct ring *r);
 
 #endif
