@@ -102,3 +102,25 @@ count_syscalls() {
     (( READS <= 2 * 20000 + 400 ))
     (( CTLS <= 2 + 2 * 100 ))
 }
+
+# A client's bytes and its FIN, queued together while the server is stopped:
+# edge-triggered, they make one report. A server that took a short read as
+# proof of an empty socket would never read the FIN, and never close.
+@test "07: edge-triggered, a short read is not proof that the socket is empty: the FIN behind it is seen" {
+    command -v ss >/dev/null || skip "ss (iproute2) is not installed"
+    start_server 07-epoll --edge
+    kill -STOP "$SERVER_PID"
+    "$CLIENT" --port "$PORT" --timeout 5 <<<"hello" >"$BATS_TEST_TMPDIR/echo" 2>&1 3>&- &
+    BACKGROUND_PIDS+=($!)
+    local client=$!
+    # The server's kernel has the 6 bytes and the FIN once it has ACKed the
+    # FIN: the client's side is then in FIN-WAIT-2.
+    fin_acked() { ss -tn state fin-wait-2 "( dport = :$PORT )" | grep -q "$PORT"; }
+    wait_until 5 fin_acked
+    kill -CONT "$SERVER_PID"
+    wait_exit "$client" 10
+    cat "$BATS_TEST_TMPDIR/echo"
+    [ "$EXIT_STATUS" -eq 0 ]
+    [ "$(cat "$BATS_TEST_TMPDIR/echo")" = "hello" ]
+    stop_server
+}
