@@ -124,3 +124,7 @@ count_syscalls() {
     [ "$(cat "$BATS_TEST_TMPDIR/echo")" = "hello" ]
     stop_server
 }
+
+@test "07: 10,000 idle connections cost under 6 KiB each (a 16 KiB buffer each, of which one page is touched)" {
+    idle_memory_is_small 07-epoll 6144
+}

@@ -118,11 +118,15 @@ echoed_bytes() {
     survives_emfile 50 12-io-uring
 }
 
-@test "12: 1,000 connections x 64 bytes: fewer io_uring_enter calls than echoes, and no read or send calls" {
+# count_enters CONNECTIONS ECHOES: run the server under strace -c while
+# loadgen makes ECHOES echoes of 64 bytes on CONNECTIONS connections; sets
+# ENTERS, READS and SENDS (system calls, counted by strace).
+count_enters() {
+    local connections=$1 echoes=$2
     command -v strace >/dev/null || skip "strace is not installed"
     local hard
     hard=$(ulimit -Hn)
-    [[ "$hard" == unlimited ]] || (( hard >= 1100 )) || skip "the hard descriptor limit is $hard"
+    [[ "$hard" == unlimited ]] || (( hard >= connections + 100 )) || skip "the hard descriptor limit is $hard"
     ulimit -n "$hard"
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
@@ -130,25 +134,46 @@ echoed_bytes() {
     # LeakSanitizer cannot run under ptrace: off for this run (the other tests check leaks).
     ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -c -o "$counts" "$SERVER12" --port 0 >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     tracer=$!
+    BACKGROUND_PIDS+=("$tracer")
     wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
     PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
     SERVER_PID=$(child_pids "$tracer")
-    run "$LOADGEN" --port "$PORT" --connections 1000 --size 64 --requests 50000 --duration 60 --timeout 30
+    run "$LOADGEN" --port "$PORT" --connections "$connections" --size 64 --requests "$echoes" --duration 60 --timeout 30
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ "$output" == *" requests=50000 "*"errors=0"* ]]
+    [[ "$output" == *" requests=$echoes "*"errors=0"* ]]
     kill -TERM "$SERVER_PID"
     SERVER_PID=
     wait_exit "$tracer" 10      # strace exits with the server's status
     [ "$EXIT_STATUS" -eq 0 ]
     cat "$counts"
     calls() { awk -v name="$1" '$NF == name { print $4 }' "$counts"; }
-    local enters reads sends
-    enters=$(calls io_uring_enter); reads=$(calls read); sends=$(calls sendto)
-    echo "io_uring_enter=$enters read=${reads:-0} sendto=${sends:-0} for 50000 echoes"
-    (( enters > 0 && enters < 50000 ))
+    ENTERS=$(calls io_uring_enter); READS=$(calls read); SENDS=$(calls sendto)
+    ENTERS=${ENTERS:-0} READS=${READS:-0} SENDS=${SENDS:-0}
+    echo "io_uring_enter=$ENTERS read=$READS sendto=$SENDS for $echoes echoes on $connections connections"
+}
+
+@test "12: 1 connection: two io_uring_enter per echo (submit the send and wait; submit the recv and wait)" {
+    count_enters 1 5000
+    (( ENTERS >= 5000 && ENTERS <= 2 * 5000 + 50 ))
+    (( READS < 100 && SENDS == 0 ))
+}
+
+@test "12: 100 connections x 64 bytes: well under one io_uring_enter per echo, and no read or send calls" {
+    count_enters 100 20000
+    (( ENTERS > 0 && ENTERS * 2 < 20000 ))
+    (( READS < 100 && SENDS == 0 ))
+}
+
+@test "12: 1,000 connections x 64 bytes: fewer io_uring_enter calls than echoes, and no read or send calls" {
+    count_enters 1000 50000
+    (( ENTERS > 0 && ENTERS < 50000 ))
     # The recvs and sends were ring entries, not system calls.
-    (( ${reads:-0} < 100 && ${sends:-0} == 0 ))
+    (( READS < 100 && SENDS == 0 ))
+}
+
+@test "12: 10,000 idle connections cost under 6 KiB each (no buffer page is touched before data comes)" {
+    idle_memory_is_small 12-io-uring 6144
 }
 
 @test "12: --check names the kernel the server needs (Linux 5.6: RECV, SEND, CLOSE, READ)" {

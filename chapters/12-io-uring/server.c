@@ -237,7 +237,13 @@ static void new_conn(int fd)
         net_peer_name(fd, peer, sizeof peer);
         TRACE("accept fd=%d peer=%s", fd, peer);
     }
-    *c = (struct conn){ .fd = fd, .next = s.conns };
+    /* Field by field: assigning a compound literal to *c would zero buf too,
+     * touching all four of its pages for a client that may never send. */
+    c->fd = fd;
+    c->busy = c->waiting = 0;
+    c->start = c->end = 0;
+    c->prev = NULL;
+    c->next = s.conns;
     if (s.conns != NULL)
         s.conns->prev = c;
     s.conns = c;
