@@ -219,8 +219,9 @@ serves_one_at_a_time() {
 # reported; the bound leaves room for a busy machine), print exactly one
 # summary line on stderr, and leave no process and no connection behind.
 #   STOP_TRIES  how many tries (default 50: about 1 s per server, 2 s under
-#               ASan). A race lost once in 25 tries fails the test in about
-#               9 runs of 10 at the default; at 200, all but always.
+#               ASan). A race lost once in 30 tries (as 02's fork race was)
+#               fails the test in 4 runs of 5 at the default; at 500, all
+#               but always.
 #   STOP_SEED   replays a run's schedule (clients, lines, moments) from the
 #               seed it printed; the timing itself cannot be replayed.
 STOP_TRIES=${STOP_TRIES:-50}
