@@ -30,7 +30,9 @@ int contract_catch_signals(void);
  * itself, which may be never. So the handler also shuts down these sockets
  * (shutdown() is async-signal-safe): a blocked read() then returns 0, a
  * blocked accept() fails (Linux; elsewhere the accept window remains).
- * Pass -1 for none; clear the client before closing it.
+ * Pass -1 for none; clear the client before closing it. A forked child
+ * inherits its parent's sockets here: hold SIGINT/SIGTERM back across fork()
+ * until the child has named its own (chapter 02 shows how).
  */
 void contract_wake_on_stop(int listen_fd, int client_fd);
 

@@ -31,6 +31,10 @@ start_server() {
     local chapter=$1; shift
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    # Emptied here, not only by the background redirection below, which may
+    # run late: a test that starts servers in a loop would read the last
+    # one's "listening on" line, and its port.
+    : >"$SERVER_OUT"
     # 3>&-: bats waits for every process holding its fd 3; a server must not.
     "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
@@ -181,6 +185,7 @@ start_server_limited() {
     local fds=$1 chapter=$2; shift 2
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    : >"$SERVER_OUT"        # as in start_server
     bash -c 'ulimit -n "$1" && shift && exec "$@"' limit "$fds" \
         "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!

@@ -57,7 +57,10 @@ int main(int argc, char **argv)
         TRACE("accept fd=%d peer=%s", fd, peer);
         connections_served++;
         contract_wake_on_stop(listen_fd, fd);
-        bytes_echoed += echo_until_eof(fd);   /* every other client waits meanwhile */
+        /* A stop that came before fd was named (since accept returned) had
+         * nothing to wake; one after this check will shut fd down. */
+        if (!contract_stop)
+            bytes_echoed += echo_until_eof(fd);   /* every other client waits meanwhile */
         contract_wake_on_stop(listen_fd, -1);
         close(fd);
         TRACE("close fd=%d", fd);

@@ -74,11 +74,17 @@ static void on_sigchld(int signo)
     errno = saved;
 }
 
-static void block_sigchld(int how)
+/* Hold back (SIG_BLOCK) or let through (SIG_UNBLOCK) SIGCHLD, and with
+ * stop_too SIGINT and SIGTERM as well. */
+static void hold_signals(int how, int stop_too)
 {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
+    if (stop_too) {
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+    }
     sigprocmask(how, &set, NULL);
 }
 
@@ -94,14 +100,24 @@ static void serve_client(int fd)
         TRACE("report lost: %s", strerror(errno));
 }
 
+/*
+ * Fork a child to serve fd, with signals held back meanwhile:
+ *   - SIGCHLD, so that its handler never sees the list of children half-changed;
+ *   - SIGINT and SIGTERM, because the child is born with the parent's stop
+ *     wake-up, which names the listener (contract_wake_on_stop), not its
+ *     client. A stop handled before the child names its own socket would
+ *     leave its read() asleep until the client leaves, and the parent waiting
+ *     for it. Held back, the stop waits, and comes through the moment the
+ *     child lets it, its socket named.
+ */
 static int start_child(int listen_fd, int fd)
 {
-    block_sigchld(SIG_BLOCK);   /* the handler must not see the list half-changed */
+    hold_signals(SIG_BLOCK, 1);
     if (child_count == child_capacity) {
         size_t capacity = child_capacity ? child_capacity * 2 : 64;
         pid_t *grown = realloc(children, capacity * sizeof *grown);
         if (grown == NULL) {
-            block_sigchld(SIG_UNBLOCK);
+            hold_signals(SIG_UNBLOCK, 1);
             return -1;
         }
         children = grown;
@@ -111,10 +127,10 @@ static int start_child(int listen_fd, int fd)
     if (pid == 0) {
         /* The child: it serves this client only, with default SIGCHLD. */
         signal(SIGCHLD, SIG_DFL);
-        block_sigchld(SIG_UNBLOCK);
         close(listen_fd);
         close(report_pipe[0]);
         contract_wake_on_stop(-1, fd);     /* SIGTERM wakes this child's read */
+        hold_signals(SIG_UNBLOCK, 1);      /* from here on a stop may come */
         serve_client(fd);
         free(children);
         close(report_pipe[1]);
@@ -122,14 +138,14 @@ static int start_child(int listen_fd, int fd)
     }
     if (pid > 0)
         children[child_count++] = pid;
-    block_sigchld(SIG_UNBLOCK);
+    hold_signals(SIG_UNBLOCK, 1);
     return pid < 0 ? -1 : 0;
 }
 
 /* Pass the stop on to every child and wait until all have exited. */
 static void stop_children(void)
 {
-    block_sigchld(SIG_BLOCK);
+    hold_signals(SIG_BLOCK, 0);
     for (size_t i = 0; i < child_count; i++)
         kill(children[i], SIGTERM);
     while (child_count > 0) {

@@ -209,15 +209,15 @@ int main(int argc, char **argv)
     long started = 0;
     while (pool != NULL && started < pool_size && start_thread(&pool[started], pool_thread, NULL, 0) == 0)
         started++;
-    if (pool == NULL || started < pool_size) {
+    /* A failure needs a flag of its own: contract_stop says only that a signal
+     * came, and one may come while the threads start, just after "listening on". */
+    int failed = pool == NULL || started < pool_size;
+    if (failed)     /* skip the loop, stop what did start, exit 1 */
         fprintf(stderr, "server: cannot start %ld threads\n", pool_size);
-        contract_stop = 1;      /* skip the loop, stop what did start, exit 1 */
-    }
 
     unsigned long long connections_served = 0;
-    int failed = contract_stop;
     contract_wake_on_stop(listen_fd, -1);  /* SIGTERM wakes accept() */
-    while (!contract_stop) {
+    while (!failed && !contract_stop) {
         char peer[NET_ADDRSTRLEN];
         int fd = contract_accept(listen_fd, peer, sizeof peer);
         if (fd < 0 && !contract_stop && net_accept_action(errno) == NET_ACCEPT_FATAL) {
