@@ -156,6 +156,10 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
     for (int i = 0; i < n; i++)
         if (worker_init(&server.workers[i], i + 1) < 0)
             goto failed;
+    /* Before "listening on": from that line on, a SIGTERM must find the
+     * handler (the loop runs the callback once loop_run starts). */
+    if (loop_add_stop_handler(loop, on_stop, NULL) < 0)
+        goto failed;
     if (server.use_acceptor) {
         server.acceptor.fd = contract_listen(cli, SOMAXCONN);
         if (server.acceptor.fd < 0)
@@ -169,8 +173,7 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
             if (listener_watch(server.workers[i].loop, &server.listeners[i]) < 0)
                 goto failed;
     }
-    if (loop_add_stop_handler(loop, on_stop, NULL) < 0 ||
-        (work_thread && work_start() < 0))
+    if (work_thread && work_start() < 0)
         goto failed;
     for (; server.started < n; server.started++) {
         struct worker *w = &server.workers[server.started];
