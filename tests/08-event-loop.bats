@@ -29,6 +29,8 @@ unit() {
 @test "08 loop: adding a reader again replaces it; readers and writers are separate" { unit replace-and-directions; }
 @test "08 loop: a timer that re-arms itself with no delay runs once per iteration, and I/O and call_soon still run" { unit zero-delay-timer; }
 @test "08 loop: remove_reader calls nothing: not the callback, then or later" { unit remove-calls-nothing; }
+@test "08 loop: a timer re-armed at a past time runs once per iteration, and older due timers still run" { unit past-timer-no-starvation; }
+@test "08 loop: a delay too long to count in microseconds means never, not a time in the past" { unit far-timers; }
 
 @test "08: --idle-timeout closes a silent client after about the timeout" {
     start_server 08-event-loop --idle-timeout 1 -v

@@ -36,8 +36,9 @@ struct loop_handle {
     uint64_t interval_us;       /* repeating timers: 0 for one-shot */
     uint64_t sequence;          /* timers: ties on when_us go in this order */
     size_t heap_index;          /* timers: where it sits in the heap */
-    struct loop_handle *next;   /* call_soon FIFO, thread-safe list */
+    struct loop_handle *next;   /* call_soon FIFO, thread-safe list, due timers */
     int is_timer;
+    int in_batch;               /* timers: taken out of the heap to run this step */
     int cancelled;
 };
 
@@ -330,14 +331,20 @@ static struct loop_handle *add_timer(struct loop *loop, uint64_t when_us, uint64
     return h;
 }
 
+/* Milliseconds to microseconds, and a sum, that stop at "never" instead of
+ * wrapping round to a time in the past. */
+#define NEVER UINT64_MAX
+static uint64_t us_of_ms(uint64_t ms) { return ms > NEVER / 1000u ? NEVER : ms * 1000u; }
+static uint64_t add_us(uint64_t a, uint64_t b) { return b > NEVER - a ? NEVER : a + b; }
+
 struct loop_handle *loop_call_at(struct loop *loop, uint64_t when_ms, loop_callback *cb, void *arg)
 {
-    return add_timer(loop, when_ms * 1000u, 0, cb, arg);
+    return add_timer(loop, us_of_ms(when_ms), 0, cb, arg);
 }
 
 struct loop_handle *loop_call_later(struct loop *loop, uint64_t delay_ms, loop_callback *cb, void *arg)
 {
-    return add_timer(loop, loop->now_us + delay_ms * 1000u, 0, cb, arg);
+    return add_timer(loop, add_us(loop->now_us, us_of_ms(delay_ms)), 0, cb, arg);
 }
 
 struct loop_handle *loop_call_every(struct loop *loop, uint64_t interval_ms, loop_callback *cb, void *arg)
@@ -346,21 +353,34 @@ struct loop_handle *loop_call_every(struct loop *loop, uint64_t interval_ms, loo
         errno = EINVAL;
         return NULL;
     }
-    return add_timer(loop, loop->now_us + interval_ms * 1000u, interval_ms * 1000u, cb, arg);
+    return add_timer(loop, add_us(loop->now_us, us_of_ms(interval_ms)), us_of_ms(interval_ms), cb, arg);
 }
 
 /* Step 5: run the timers that were due when the step began, earliest first.
- * A timer scheduled during the step (even one already due, as call_later(0)
- * from a timer callback is) waits for the next iteration: otherwise a timer
- * that re-arms itself with no delay would keep this loop spinning here, and
- * no descriptor, call_soon callback or signal would ever be served. */
+ * They are taken out of the heap before any runs, so that a timer scheduled
+ * meanwhile waits for the next iteration, even one already due (call_later(0)
+ * from a timer callback, or call_at a past time). Run straight from the heap,
+ * a timer that re-arms itself that way would spin here for ever, and no
+ * descriptor, call_soon callback, signal or older timer would be served. */
 static void run_timers(struct loop *loop)
 {
-    uint64_t scheduled_before = loop->next_sequence;
-    while (loop->heap_length > 0 && loop->heap[0]->when_us <= loop->now_us &&
-           loop->heap[0]->sequence < scheduled_before) {
+    struct loop_handle *due = NULL, **last = &due;
+    while (loop->heap_length > 0 && loop->heap[0]->when_us <= loop->now_us) {
         struct loop_handle *h = loop->heap[0];
         heap_remove(loop, 0);
+        h->in_batch = 1;
+        h->next = NULL;
+        *last = h;
+        last = &h->next;
+    }
+    while (due != NULL) {
+        struct loop_handle *h = due;
+        due = h->next;
+        h->in_batch = 0;
+        if (h->cancelled) {         /* by an earlier callback of this batch */
+            free(h);
+            continue;
+        }
         loop->running = h;
         h->cb(loop, h->arg);
         loop->running = NULL;
@@ -370,9 +390,9 @@ static void run_timers(struct loop *loop)
         }
         /* Repeat from the deadline, not from now, so the period does not drift;
          * but never into the past, or a late loop would fire it in a burst. */
-        h->when_us += h->interval_us;
+        h->when_us = add_us(h->when_us, h->interval_us);
         if (h->when_us <= loop->now_us)
-            h->when_us = loop->now_us + h->interval_us;
+            h->when_us = add_us(loop->now_us, h->interval_us);
         if (heap_push(loop, h) < 0)
             free(h);            /* out of memory: the timer stops repeating */
     }
@@ -422,9 +442,10 @@ void loop_cancel(struct loop *loop, struct loop_handle *h)
     if (h == NULL || h->cancelled)
         return;
     h->cancelled = 1;
-    /* A pending timer leaves the heap now; a queued call_soon is skipped and
-     * freed when its turn comes; a running one is freed when it returns. */
-    if (h->is_timer && h != loop->running) {
+    /* A pending timer leaves the heap now; a due one waiting in this step's
+     * batch, or a queued call_soon, is skipped and freed when its turn comes;
+     * a running one is freed when it returns. */
+    if (h->is_timer && h != loop->running && !h->in_batch) {
         heap_remove(loop, h->heap_index);
         free(h);
     }

@@ -29,11 +29,12 @@
  *   4. Call the reader and writer callbacks of the ready descriptors. A
  *      callback removed (or whose descriptor was closed and reused) by an
  *      earlier callback of the same batch is not called.
- *   5. Call the timers that are due, earliest first, equal deadlines in the
- *      order they were scheduled. Repeating timers are scheduled again. A
- *      timer scheduled during this step runs in a later iteration, even if
- *      it is already due (call_later(0) from a timer callback): a timer that
- *      re-arms itself cannot starve I/O, call_soon or signals.
+ *   5. Call the timers that were due when this step began, earliest first,
+ *      equal deadlines in the order they were scheduled. Repeating timers are
+ *      scheduled again. A timer scheduled during this step runs in a later
+ *      iteration, even if it is already due (call_later(0) or call_at a past
+ *      time, from a timer callback): a timer that re-arms itself cannot
+ *      starve I/O, call_soon, signals or the other timers.
  *   6. Call the callbacks queued with call_soon, first in first out, but
  *      only those queued before this step began: one that queues itself again
  *      runs in the next iteration, after I/O, so it cannot starve the sockets.

@@ -433,6 +433,61 @@ static int test_zero_delay_timer(void)
     return loop_free(loop);
 }
 
+/* A timer that re-arms itself at a time already past (call_at(0): "as soon
+ * as possible") must not hold back a timer that was due before it. */
+static int past_runs, older_ran;
+static struct loop_handle *past_timer;
+static void rearm_in_past(struct loop *loop, void *arg)
+{
+    past_timer = ++past_runs < 1000 ? loop_call_at(loop, 0, rearm_in_past, arg) : NULL;
+}
+static void older_timer(struct loop *loop, void *arg)
+{
+    (void)loop; (void)arg;
+    older_ran++;
+}
+
+static int test_past_timer_no_starvation(void)
+{
+    struct loop *loop = loop_new();
+    uint64_t now = loop_time(loop);
+    past_timer = loop_call_at(loop, now, rearm_in_past, NULL);
+    loop_call_at(loop, now, older_timer, NULL);     /* due too, scheduled second */
+    loop_run_once(loop);
+    CHECK(past_runs == 1, "the re-arming timer ran %d times in one iteration", past_runs);
+    CHECK(older_ran == 1, "the older due timer ran %d times in the first iteration", older_ran);
+    loop_run_once(loop);
+    CHECK(past_runs == 2, "the re-arming timer ran %d times in two iterations", past_runs);
+    if (past_timer != NULL)
+        loop_cancel(loop, past_timer);
+    return loop_free(loop);
+}
+
+/* Times too far away to count in microseconds mean "never", not a wrapped
+ * time in the past. */
+static int far_ran;
+static void far_timer(struct loop *loop, void *arg)
+{
+    (void)loop; (void)arg;
+    far_ran++;
+}
+
+static int test_far_timers(void)
+{
+    struct loop *loop = loop_new();
+    struct loop_handle *a = loop_call_later(loop, UINT64_MAX / 1000 + 1, far_timer, NULL);
+    struct loop_handle *b = loop_call_later(loop, UINT64_MAX, far_timer, NULL);
+    struct loop_handle *c = loop_call_at(loop, UINT64_MAX, far_timer, NULL);
+    struct loop_handle *limit = loop_call_later(loop, 20, stop_loop, NULL);
+    loop_run(loop);
+    CHECK(far_ran == 0, "a timer for the far future ran %d times within 20 ms", far_ran);
+    (void)limit;
+    loop_cancel(loop, a);
+    loop_cancel(loop, b);
+    loop_cancel(loop, c);
+    return loop_free(loop);
+}
+
 /* remove_reader only unregisters: the callback is not called, not then,
  * not when the descriptor becomes readable afterwards. */
 static int remove_calls;
@@ -476,6 +531,8 @@ static const struct unit_case cases[] = {
     { "replace-and-directions", test_replace_and_directions },
     { "zero-delay-timer", test_zero_delay_timer },
     { "remove-calls-nothing", test_remove_calls_nothing },
+    { "past-timer-no-starvation", test_past_timer_no_starvation },
+    { "far-timers", test_far_timers },
 };
 
 int main(int argc, char **argv)
