@@ -2,6 +2,8 @@
 #
 # The includer sets PROGRAMS (say "server") and, for each program P,
 # P_SOURCES (its own .c files). Every program also links common/*.c.
+# EXTRA_CFLAGS: flags a chapter adds to everyone's (CFLAGS itself is the
+# user's: set before this file, it would replace the default -O2).
 # Chapters that need Linux set LINUX_ONLY = 1 and are skipped elsewhere.
 #
 #   make              build in place
@@ -14,7 +16,7 @@ COMMON_SOURCES := $(wildcard $(COMMON_DIR)/*.c)
 COMMON_HEADERS := $(wildcard $(COMMON_DIR)/*.h)
 
 CFLAGS ?= -O2
-CFLAGS += -std=c11 -Wall -Wextra -Wpedantic
+CFLAGS += -std=c11 -Wall -Wextra -Wpedantic $(EXTRA_CFLAGS)
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -I$(COMMON_DIR)
 LDLIBS += -lpthread
 ifeq ($(SANITIZE),1)

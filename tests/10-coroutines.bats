@@ -37,6 +37,9 @@ unit() {
 @test "10 task: open_connection whose deadline fires before the connect starts reads nothing of the task's stack later" { unit connect-deadline; }
 @test "10 task: a task looping on sleep(0) lets I/O run between its sleeps" { unit sleep-zero; }
 @test "10 task: 40,000 tasks at once, past vm.max_map_count / 2 (guard regions, Linux 6.13+)" { unit many-tasks; }
+@test "10 task: a cancelled wait_closed aborts the close and still returns with the stream freed" { unit cancel-wait-closed; }
+@test "10 task: a SIZE_MAX stack is refused and a UINT64_MAX timeout never fires, instead of wrapping" { unit huge-values; }
+@test "10 task: gather refuses a task join would refuse before joining any" { unit gather-refuses; }
 @test "10 task: 1,000,000 switches make no system call (seccomp strict mode)" { unit switch-no-syscall; }
 
 @test "10 task: the portable switch (swapcontext) passes every case, and makes a system call per switch" {

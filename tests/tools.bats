@@ -204,3 +204,14 @@ EOF
     run "$LOADGEN" --no-such-option
     [ "$status" -eq 2 ]
 }
+
+@test "build: every chapter is built optimized (-O2; -O1 under SANITIZE=1), whatever flags it adds" {
+    local stamp count=0
+    for stamp in "$ROOT"/chapters/*/.cflags "$ROOT"/tools/.cflags; do
+        [[ -f "$stamp" ]] || continue
+        echo "$stamp: $(cat "$stamp")"
+        grep -Eq -- ' -O[12] ' "$stamp"
+        count=$(( count + 1 ))
+    done
+    (( count >= 12 ))
+}

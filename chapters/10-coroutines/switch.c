@@ -46,11 +46,12 @@ void ctx_prepare(struct ctx *c, void *low, size_t size, void (*entry)(void *), v
 
 #else /* the portable fallback */
 
-/* makecontext passes int arguments only: a pointer travels in two halves. */
+/* makecontext passes int arguments only: a pointer travels in two 32-bit
+ * halves (through uint64_t, which a 32-bit uintptr_t could not shift). */
 static void ctx_start(unsigned hi, unsigned lo, unsigned ehi, unsigned elo)
 {
-    void *arg = (void *)(((uintptr_t)hi << 32) | lo);
-    uintptr_t e = ((uintptr_t)ehi << 32) | elo;
+    void *arg = (void *)(uintptr_t)(((uint64_t)hi << 32) | lo);
+    uintptr_t e = (uintptr_t)(((uint64_t)ehi << 32) | elo);
     void (*entry)(void *);
     memcpy(&entry, &e, sizeof entry);
     entry(arg);
@@ -58,8 +59,10 @@ static void ctx_start(unsigned hi, unsigned lo, unsigned ehi, unsigned elo)
 
 void ctx_prepare(struct ctx *c, void *low, size_t size, void (*entry)(void *), void *arg)
 {
-    uintptr_t p = (uintptr_t)arg, e;
-    memcpy(&e, &entry, sizeof entry);
+    uint64_t p = (uintptr_t)arg;
+    uintptr_t e0;
+    memcpy(&e0, &entry, sizeof entry);
+    uint64_t e = e0;
     getcontext(&c->uc);
     c->uc.uc_stack.ss_sp = low;
     c->uc.uc_stack.ss_size = size;

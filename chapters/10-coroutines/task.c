@@ -77,7 +77,7 @@ struct task {
     uint64_t deadline;              /* loop time, 0 = none */
     struct loop_handle *deadline_timer;
     struct task *joiner;            /* the task waiting in task_join for this one */
-    char *map;                      /* guard page + stack */
+    char *map;                      /* guard region + stack */
     size_t map_size;
     struct ctx ctx;
 #if TASK_ASAN
@@ -102,30 +102,39 @@ static void fatal(const char *what)
 
 /* ---- stacks --------------------------------------------------------------- */
 
-static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
-static void *stack_low(const struct task *t) { return t->map + page_size(); }
-static size_t stack_size(const struct task *t) { return t->map_size - page_size(); }
+static size_t guard_size(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return TASK_GUARD_SIZE > page ? TASK_GUARD_SIZE / page * page : page;
+}
+static void *stack_low(const struct task *t) { return t->map + guard_size(); }
+static size_t stack_size(const struct task *t) { return t->map_size - guard_size(); }
 
 /*
- * MAP_NORESERVE: pages are committed only when touched. The lowest page is
- * the guard: an overflow faults there instead of writing over whatever lies
- * below. Where the kernel has guard regions (Linux 6.13), the guard is a
- * marker inside the mapping, and the stacks of neighbouring tasks merge into
- * one mapping; a PROT_NONE page instead splits each stack into two, and a
- * process may have at most vm.max_map_count (65,530) mappings: about 32,000
- * tasks. Past whichever limit, task_spawn fails with ENOMEM.
+ * MAP_NORESERVE: pages are committed only when touched. The lowest
+ * TASK_GUARD_SIZE bytes are the guard: an overflow faults there instead of
+ * writing over whatever lies below. Where the kernel has guard regions
+ * (Linux 6.13), the guard is a marker inside the mapping, and the stacks of
+ * neighbouring tasks merge into one mapping; a PROT_NONE region instead
+ * splits each stack into two, and a process may have at most
+ * vm.max_map_count (65,530) mappings: about 32,000 tasks. Past whichever
+ * limit, task_spawn fails with ENOMEM.
  */
 static int map_stack(struct task *t, size_t size)
 {
-    size_t page = page_size();
-    t->map_size = (size + page - 1) / page * page + page;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), guard = guard_size();
+    if (size > SIZE_MAX / 2) {
+        errno = ENOMEM;             /* no such stack: do not let the sum wrap */
+        return -1;
+    }
+    t->map_size = (size + page - 1) / page * page + guard;
     t->map = mmap(NULL, t->map_size, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (t->map == MAP_FAILED) {
         t->map = NULL;
         return -1;
     }
-    if (madvise(t->map, page, MADV_GUARD_INSTALL) == 0 || mprotect(t->map, page, PROT_NONE) == 0)
+    if (madvise(t->map, guard, MADV_GUARD_INSTALL) == 0 || mprotect(t->map, guard, PROT_NONE) == 0)
         return 0;
     int saved = errno;
     munmap(t->map, t->map_size);
@@ -328,7 +337,7 @@ intptr_t task_suspend(void (*withdraw)(void *op), void *op)
     t->withdraw = withdraw;
     t->op = op;
     t->state = T_WAITING;
-    if (t->deadline != 0) {
+    if (t->deadline != 0 && withdraw != NULL) {
         t->deadline_timer = loop_call_at(t->loop, t->deadline, on_deadline, t);
         if (t->deadline_timer == NULL)
             fatal("loop_call_at");
@@ -381,6 +390,8 @@ void task_cancel(struct task *t)
         finish(t);
         break;
     case T_WAITING:                 /* queued: the caller may be iterating */
+        if (t->withdraw == NULL)
+            break;                  /* a wait that cannot be interrupted */
         t->cancel_in_flight = 1;
         interrupt(t, -ECANCELED, 0);
         break;
@@ -393,7 +404,8 @@ uint64_t task_set_timeout(uint64_t ms)
 {
     struct task *t = current;
     uint64_t previous = t->deadline;
-    uint64_t when = loop_time(t->loop) + ms;
+    uint64_t now = loop_time(t->loop);
+    uint64_t when = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;    /* never wraps */
     if (when == 0)
         when = 1;
     if (previous == 0 || when < previous)
@@ -486,14 +498,23 @@ int task_join(struct task *t, intptr_t *result)
 int task_gather(struct task **tasks, size_t n, intptr_t *results)
 {
     int status = 0;
-    uint64_t deadline = current != NULL ? current->deadline : 0;
+    if (current == NULL)
+        return -EPERM;
+    /* Refuse what task_join would refuse before joining any: then only a
+     * cancel or a timeout can stop the joins half-way. */
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i] == current || tasks[i]->detached || tasks[i]->joiner != NULL)
+            return tasks[i] == current ? -EDEADLK : -EINVAL;
+    uint64_t deadline = current->deadline;
     for (size_t i = 0; i < n; i++) {
         for (;;) {
             int rc = task_join(tasks[i], results ? &results[i] : NULL);
             if (rc == 0)
                 break;
-            if (rc != -ECANCELED && rc != -ETIMEDOUT)
+            if (rc != -ECANCELED && rc != -ETIMEDOUT) {
+                current->deadline = deadline;
                 return rc;
+            }
             if (status == 0) {
                 status = rc;        /* cancel the rest, then wait for them */
                 for (size_t j = i; j < n; j++)

@@ -57,12 +57,19 @@ typedef intptr_t task_fn(void *arg);
 /* 64 KiB: the stack is mapped, not allocated, and only the pages a task
  * touches cost memory (one page for an echo handler waiting in a read), so
  * the size is a ceiling, not a cost. 64 KiB holds the handler's frames, stdio
- * and a few KiB of local buffers with margin, and 10,000 tasks still map only
- * 680 MiB of address space. Deeply recursive code or big local arrays need
- * more: pass stack_size. Below the stack is a guard page; a frame larger
- * than a page could step over it, unless the code is built with
- * -fstack-clash-protection (this chapter's Makefile does that). */
+ * and a few KiB of local buffers with margin. Deeply recursive code or big
+ * local arrays need more: pass stack_size. */
 #define TASK_DEFAULT_STACK (64 * 1024)
+
+/* Below each stack, a guard region that faults when touched. A function
+ * whose frame is larger than the guard could step over it and write into
+ * whatever lies below, unless the code is built with -fstack-clash-
+ * protection (this chapter's Makefile does that): the compiler then touches
+ * a large frame page by page. x86-64 compilers probe every 4 KiB; GCC on
+ * AArch64 assumes a 64 KiB guard (as glibc's threads have) and leaves frames
+ * below that unprobed, so the guard is 64 KiB. It costs address space only,
+ * or nothing where the kernel has guard regions (see map_stack in task.c). */
+#define TASK_GUARD_SIZE (64 * 1024)
 
 struct task_options {
     size_t stack_size;          /* 0: TASK_DEFAULT_STACK; rounded up to pages */
@@ -138,5 +145,11 @@ int task_run_threadsafe(struct loop *loop, task_fn *fn, void *arg, intptr_t *res
 int task_check(void);
 intptr_t task_suspend(void (*withdraw)(void *op), void *op);
 void task_wake(struct task *t, intptr_t value);
+/* The operation's callback must not run before task_suspend (a callback API
+ * that can complete at once must still call back from the loop, as 09's
+ * does): a task_wake for a task that is not waiting is ignored. withdraw
+ * NULL makes a wait that cannot be interrupted: no deadline applies, and a
+ * cancel waits for the task's next call (task_wait_closed uses it to see a
+ * close through). */
 
 #endif

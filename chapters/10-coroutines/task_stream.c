@@ -130,10 +130,6 @@ static void withdraw_drain(void *op)
     stream_cancel_drain(((struct done_op *)op)->s);
 }
 
-static void withdraw_wait_closed(void *op)
-{
-    stream_wait_closed(((struct done_op *)op)->s, NULL, NULL);
-}
 
 int task_write(struct stream *s, const void *data, size_t len)
 {
@@ -161,15 +157,47 @@ void task_close(struct stream *s)
     stream_close(s);
 }
 
+/* wait_closed promises that s is freed when it returns, and a cancel or a
+ * timeout must not break that promise (the caller could then neither use s
+ * nor know whether it may). So they do not withdraw the wait: they turn the
+ * close into an abort (queued bytes dropped), and the task waits on, shielded,
+ * for the stream's last callback, which an abort makes come from the loop at
+ * once. */
+struct closing_op {
+    struct task *task;
+    struct stream *s;
+    int done, status;
+};
+
+static void on_closed(struct stream *s, int status, void *arg)
+{
+    struct closing_op *op = arg;
+    (void)s;
+    op->done = 1;
+    op->status = status;
+    task_wake(op->task, status);
+}
+
+static void abort_instead(void *arg)
+{
+    stream_abort(((struct closing_op *)arg)->s);
+}
+
 int task_wait_closed(struct stream *s)
 {
+    struct closing_op op = { .task = task_current(), .s = s };
+    if (op.task == NULL)
+        return -EPERM;
     int rc = task_check();
-    if (rc != 0)
-        return rc;
-    struct done_op op = { .task = task_current(), .s = s };
-    if (stream_wait_closed(s, on_done, &op) < 0)
+    if (stream_wait_closed(s, on_closed, &op) < 0)
         return -errno;
-    return (int)task_suspend(withdraw_wait_closed, &op);
+    if (rc != 0)
+        stream_abort(s);            /* cancelled or late already: abort, then wait */
+    else
+        rc = (int)task_suspend(abort_instead, &op);
+    while (!op.done)
+        task_suspend(NULL, &op);    /* cannot be interrupted: the close is near */
+    return rc;
 }
 
 /* ---- open_connection ------------------------------------------------------------ */

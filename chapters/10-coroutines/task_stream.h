@@ -62,7 +62,9 @@ int task_drain(struct stream *s);
 int task_write_eof(struct stream *s);
 
 /* Close (send what is queued first); after task_wait_closed returns, s is
- * freed. task_close alone is fine too: s is freed from the loop later. */
+ * freed, whatever it returns. Cancelled or timed out, it aborts the stream
+ * (what is still queued is dropped) and still waits for the end, which then
+ * comes at once. task_close alone is fine too: s is freed from the loop. */
 void task_close(struct stream *s);
 int task_wait_closed(struct stream *s);
 

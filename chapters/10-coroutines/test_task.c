@@ -370,10 +370,10 @@ static int threadsafe_case(void)
     return 0;
 }
 
-/* ---- stack overflow: the guard page catches it ---- */
+/* ---- stack overflow: the guard region catches it ---- */
 
-/* The guard page of the task that runs guarded_main: computed from the top
- * of its stack, which its first frame sits in. */
+/* The guard region of the task that runs overflower or big_frame, computed
+ * from the top of its stack, which its first frame sits in. */
 static char *guard_low, *guard_high;
 
 static void on_segv(int sig, siginfo_t *info, void *uc)
@@ -381,7 +381,7 @@ static void on_segv(int sig, siginfo_t *info, void *uc)
     char *addr = info->si_addr;
     (void)uc;
     if (guard_low != NULL && addr >= guard_low && addr < guard_high) {
-        static const char msg[] = "task: stack overflow into the guard page\n";
+        static const char msg[] = "task: stack overflow into the guard region\n";
         if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
             /* nothing more to do */
         }
@@ -408,7 +408,7 @@ static void note_guard(void)
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t top = ((uintptr_t)&here + page - 1) & ~(page - 1);
     guard_high = (char *)(top - TASK_DEFAULT_STACK);
-    guard_low = guard_high - page;
+    guard_low = guard_high - (TASK_GUARD_SIZE > page ? TASK_GUARD_SIZE / page * page : page);
 }
 
 static volatile int bottomless = 1;
@@ -427,11 +427,11 @@ static intptr_t overflower(void *arg)
     return recurse(0);
 }
 
-/* One frame larger than the stack: without stack-clash protection, its
- * first write lands below the guard page, in the next task's stack. */
+/* One frame larger than the stack and its guard: without stack-clash
+ * protection, its first write lands below the guard, in the next task's stack. */
 static int big_frame_body(void)
 {
-    volatile char big[TASK_DEFAULT_STACK + 16 * 1024];
+    volatile char big[TASK_DEFAULT_STACK + TASK_GUARD_SIZE + 16 * 1024];
     big[0] = 1;
     return big[0];
 }
@@ -493,8 +493,8 @@ static int dies_in_guard(task_fn *fn, const char *what)
     waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "%s: the task %s", what,
           WIFSIGNALED(status) ? "died of another signal" : "went on as if nothing happened");
-    CHECK(strstr(text, "into the guard page") != NULL,
-          "%s: SIGSEGV, but not in the guard page (it jumped over it)", what);
+    CHECK(strstr(text, "into the guard region") != NULL,
+          "%s: SIGSEGV, but not in the guard region (it jumped over it)", what);
     return 0;
 }
 
@@ -886,6 +886,73 @@ static int many_tasks_case(void)
     return run_case(many_tasks_main, NULL);
 }
 
+/* ---- wait_closed, cancelled with bytes still queued ---- */
+
+struct closing_task {
+    struct stream *s;
+    int rc;
+};
+
+static intptr_t closes_with_unsent(void *arg)
+{
+    struct closing_task *c = arg;
+    static char block[4 * 1024 * 1024];     /* far more than the socket takes */
+    if (task_write(c->s, block, sizeof block) != 0)
+        return -1;
+    task_close(c->s);
+    c->rc = task_wait_closed(c->s);         /* the peer never reads: waits */
+    return 0;
+}
+
+static intptr_t cancel_wait_closed_main(void *arg)
+{
+    (void)arg;
+    int other;
+    struct closing_task c = { .s = pair(&other, NULL), .rc = 1 };
+    CHECK(c.s != NULL, "socketpair");
+    struct task *t = task_spawn(loop, closes_with_unsent, &c, NULL);
+    task_sleep(20);
+    CHECK(c.rc == 1, "wait_closed returned %d though the peer read nothing", c.rc);
+    task_cancel(t);
+    CHECK(task_join(t, NULL) == 0, "join");
+    CHECK(c.rc == -ECANCELED, "wait_closed returned %d, not -ECANCELED", c.rc);
+    /* The stream is gone (aborted), so nothing is left on the loop: the
+     * case's after-check frees the loop, which refuses if anything is. */
+    close(other);
+    return 0;
+}
+
+/* ---- values too large: refused or saturated, never wrapped ---- */
+
+static intptr_t huge_values_main(void *arg)
+{
+    (void)arg;
+    struct task_options huge = { .stack_size = SIZE_MAX };
+    errno = 0;
+    CHECK(task_spawn(loop, quick, NULL, &huge) == NULL && errno == ENOMEM,
+          "a SIZE_MAX stack was not refused with ENOMEM");
+    uint64_t saved = task_set_timeout(UINT64_MAX);
+    int rc = task_sleep(5);
+    task_restore_deadline(saved);
+    CHECK(rc == 0, "sleep(5) under a timeout of UINT64_MAX ms returned %d", rc);
+    return 0;
+}
+
+/* ---- gather refuses what join would refuse, before joining any ---- */
+
+static intptr_t gather_refuses_main(void *arg)
+{
+    (void)arg;
+    struct task_options detached = { .detached = 1 };
+    struct task *ts[2] = { task_spawn(loop, square, (void *)3, NULL),
+                           task_spawn(loop, square, (void *)4, &detached) };
+    CHECK(task_gather(ts, 2, NULL) == -EINVAL, "gather accepted a detached task");
+    intptr_t r = 0;
+    CHECK(task_join(ts[0], &r) == 0 && r == 9, "the first task was not left joinable (%ld)", (long)r);
+    task_yield();                   /* let the detached one finish */
+    return 0;
+}
+
 /* ---- the table ---- */
 
 static int via_task(task_fn *fn) { return run_case(fn, NULL); }
@@ -904,6 +971,9 @@ static int cancel_once(void) { return via_task(cancel_once_main); }
 static int detach_while_joined(void) { return via_task(detach_while_joined_main); }
 static int connect_deadline(void) { return via_task(connect_deadline_main); }
 static int sleep_zero(void) { return via_task(sleep_zero_main); }
+static int cancel_wait_closed(void) { return via_task(cancel_wait_closed_main); }
+static int huge_values(void) { return via_task(huge_values_main); }
+static int gather_refuses(void) { return via_task(gather_refuses_main); }
 
 static const struct unit_case cases[] = {
     { "sleep-order", sleep_order },
@@ -928,6 +998,9 @@ static const struct unit_case cases[] = {
     { "connect-deadline", connect_deadline },
     { "sleep-zero", sleep_zero },
     { "many-tasks", many_tasks_case },
+    { "cancel-wait-closed", cancel_wait_closed },
+    { "huge-values", huge_values },
+    { "gather-refuses", gather_refuses },
 };
 
 /* Each case gets a fresh loop, which must be empty again when it ends. */
