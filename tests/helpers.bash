@@ -26,7 +26,8 @@ wait_until() {
 
 # start_server CHAPTER [OPTIONS...]: run chapters/CHAPTER/server (or the
 # program named by $PROGRAM) on a port the kernel chooses; sets SERVER_PID and
-# PORT once "listening on" has been printed.
+# PORT once "listening on" has been printed. The chapters are the ones under
+# $SERVER_ROOT if it is set (a patched copy: tests/solutions.bats), else ours.
 start_server() {
     local chapter=$1; shift
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
@@ -36,7 +37,7 @@ start_server() {
     # one's "listening on" line, and its port.
     : >"$SERVER_OUT"
     # 3>&-: bats waits for every process holding its fd 3; a server must not.
-    "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    "${SERVER_ROOT:-$ROOT}/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
     if ! wait_until 10 grep -q '^listening on ' "$SERVER_OUT"; then
         echo "server did not start; its stderr:" >&2
@@ -187,7 +188,7 @@ start_server_limited() {
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
     : >"$SERVER_OUT"        # as in start_server
     bash -c 'ulimit -n "$1" && shift && exec "$@"' limit "$fds" \
-        "$ROOT/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+        "${SERVER_ROOT:-$ROOT}/chapters/$chapter/${PROGRAM:-server}" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
     wait_until 10 grep -q '^listening on ' "$SERVER_OUT" || { cat "$SERVER_ERR" >&2; return 1; }
     PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
