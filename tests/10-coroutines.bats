@@ -119,15 +119,15 @@ unit() {
 
 @test "10: when no more stacks can be mapped (ulimit -v), new clients are shed with a trace line; the rest are served" {
     sanitized "$CH/server" && skip "AddressSanitizer reserves terabytes of address space: ulimit -v cannot apply"
-    # The address space an idle server maps, plus 8 MiB: room for about a
-    # hundred 68 KiB stacks, not for 300.
+    # The address space an idle server maps, plus 16 MiB: room for about a
+    # hundred stacks of 64 KiB with their 64 KiB guard, not for 300.
     start_server 10-coroutines
     local base
     base=$(awk '/^VmSize/ { print $2 }' "/proc/$SERVER_PID/status")
     stop_server
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-    bash -c 'ulimit -v "$1" && shift && exec "$@"' limit "$(( base + 8192 ))" \
+    bash -c 'ulimit -v "$1" && shift && exec "$@"' limit "$(( base + 16384 ))" \
         "$CH/server" --port 0 -v >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     SERVER_PID=$!
     wait_until 10 grep -q '^listening on ' "$SERVER_OUT"
@@ -135,7 +135,7 @@ unit() {
     "$LOADGEN" --port "$PORT" --idle --connections 300 --hold 2 --timeout 10 \
         >"$BATS_TEST_TMPDIR/flood.out" 2>&1 3>&- &
     BACKGROUND_PIDS+=($!)
-    wait_until 20 grep -q 'shed fd=[0-9]* reason=no memory for a task' "$SERVER_ERR"
+    wait_until 30 grep -q 'shed fd=[0-9]* reason=no memory for a task' "$SERVER_ERR"
     wait_until 30 grep -q '^idle ' "$BATS_TEST_TMPDIR/flood.out"
     cat "$BATS_TEST_TMPDIR/flood.out"
     echo "shed: $(grep_count ' shed fd=' "$SERVER_ERR") of 300"

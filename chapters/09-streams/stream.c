@@ -717,6 +717,7 @@ static void on_accept(struct loop *loop, int fd, void *arg)
         TRACE("accept fd=%d peer=%s", client, peer);
         struct stream *s = stream_new(loop, client, &server->opts);
         if (s == NULL) {
+            TRACE("shed fd=%d reason=no memory for a stream", client);
             close(client);
             continue;
         }
