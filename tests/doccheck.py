@@ -5,6 +5,27 @@
     doccheck.py links    every relative link in the Markdown that does not resolve
     doccheck.py refs     every file or project name a comment or a README points at
                          that does not exist
+    doccheck.py transcripts
+                         run the README blocks marked as runnable, and compare what
+                         they print with what the README says they print
+
+A block is marked by an HTML comment just before it, which a reader of the
+rendered page does not see:
+
+    <!-- doctest: server [OPTIONS] -->   before a ```sh block: start the README
+        folder's ./server --port 0 [OPTIONS] (stderr kept), run each line there
+        with 8888 replaced by the server's port (and --port PORT given to a
+        client that has none), and compare each line's output
+        with its comment ("cmd   # expected"; an annotation after " (" or " —"
+        is not part of it). The server keeps running for a trace block.
+    <!-- doctest -->                      the same, without a server.
+    <!-- doctest: trace [WORD=A|B] -->    before a ``` block: stop the server,
+        then each line of the block must match a line of its stderr, in order
+        (other lines may come between); WORD=A|B: where the block says WORD,
+        A or B may come (a reset meets whichever of read or write is first;
+        B may be a pattern: error=error.*).
+Numbers match any number (ports, descriptors, times vary), and "..." matches
+anything.
 
 A README's cc command is the first line starting with "cc " in a ```sh block
 and its continuation lines (ending in a backslash), run from the README's folder.
@@ -124,12 +145,114 @@ def refs():
     return bad
 
 
+def loose(expected):
+    """A regular expression for expected output: numbers vary, ... is anything."""
+    out = ""
+    for part in re.split(r"(\d+|\.\.\.|…)", expected.strip()):
+        if not part:
+            continue
+        out += r"\d+" if part.isdigit() else ".*" if part in ("...", "…") else re.escape(part)
+    return re.compile(out)
+
+
+def blocks_with_markers(text):
+    """(marker, language, lines) for each marked code block."""
+    for m in re.finditer(r"<!-- doctest(?::\s*(.*?))?\s*-->\s*\n```(\w*)\n(.*?)^```", text, re.S | re.M):
+        yield (m.group(1) or "").strip(), m.group(2), m.group(3).splitlines()
+
+
+def transcripts():
+    import signal
+    import tempfile
+    bad, ran = [], 0
+    for md in markdown_files():
+        folder = os.path.join(ROOT, os.path.dirname(md))
+        text = open(os.path.join(ROOT, md), encoding="utf-8").read()
+        server, err, port = None, None, None
+
+        def stop():
+            nonlocal server
+            if server is None:
+                return ""
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+                bad.append(f"{md}: the server did not stop within 10 s")
+            server = None
+            err.seek(0)
+            return err.read().decode(errors="replace")
+
+        for marker, lang, lines in blocks_with_markers(text):
+            if marker.startswith("trace"):
+                log = stop().splitlines()
+                # "trace read=read|write": where the README says read, either may come.
+                either = [arg.split("=", 1) for arg in marker.split()[1:] if "=" in arg]
+                at = 0
+                for want in (line for line in lines if line.strip()):
+                    pattern = loose(want)
+                    for word, choices in either:
+                        pattern = re.compile(re.sub(r"\b%s\b" % re.escape(word), "(?:%s)" % choices,
+                                                    pattern.pattern))
+                    while at < len(log) and not pattern.fullmatch(log[at].strip()):
+                        at += 1
+                    if at == len(log):
+                        bad.append(f"{md}: the server's trace has no line like '{want}' (in order)")
+                        break
+                    at += 1
+                ran += 1
+                continue
+            stop()
+            if marker.startswith("server"):
+                err = tempfile.TemporaryFile()
+                server = subprocess.Popen(["./server", "--port", "0", *marker.split()[1:]], cwd=folder,
+                                          stdout=subprocess.PIPE, stderr=err)
+                first = server.stdout.readline().decode()
+                found = re.match(r"listening on .*:(\d+)$", first.strip())
+                if not found:
+                    bad.append(f"{md}: ./server printed {first!r}, not a listening line")
+                    stop()
+                    continue
+                port = found.group(1)
+            for line in lines:
+                command, _, comment = line.partition("  #")
+                if not command.strip():
+                    continue
+                if port is not None:
+                    command = command.replace("8888", port)
+                    # A client that connects to the default port is sent to this one.
+                    if "--port" not in command:
+                        command = re.sub(r"^(\s*\S*(?:echo-client|loadgen|/client))\b", r"\1 --port " + port,
+                                         command)
+                try:
+                    result = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True,
+                                            timeout=60)
+                    output = (result.stdout + result.stderr).decode(errors="replace").strip()
+                except subprocess.TimeoutExpired:
+                    bad.append(f"{md}: '{command.strip()}' ran over 60 s")
+                    continue
+                expected = re.split(r" \(| —", comment.strip(), maxsplit=1)[0].strip()
+                if expected and not loose(expected).fullmatch(output):
+                    bad.append(f"{md}: '{command.strip()}' printed {output[:200]!r}, the README says {expected!r}")
+                ran += 1
+        stop()
+    return bad, ran
+
+
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what == "cc":
         for folder, command in cc_commands():
             print(f"{folder}\t{command}")
         return 0
+    if what == "transcripts":
+        bad, ran = transcripts()
+        for line in bad:
+            print(line)
+        print(f"{ran} marked blocks and lines checked")
+        return 1 if bad or ran == 0 else 0
     if what in ("links", "refs"):
         bad = links() if what == "links" else refs()
         for line in sorted(bad):

@@ -41,3 +41,9 @@ setup() {
     echo "$count commands built"
     (( count >= 12 ))
 }
+
+@test "docs: the README transcripts marked runnable print what the README says they print" {
+    run python3 "$DOCCHECK" transcripts
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
