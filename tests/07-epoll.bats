@@ -50,33 +50,12 @@ load readiness
     stop_server
 }
 
-# count_syscalls OPTIONS...: run the server under strace -c, 20,000 echoes on
-# 100 connections x 64 bytes; sets READS, SENDS and CTLS.
+# count_syscalls OPTIONS...: 20,000 echoes on 100 connections x 64 bytes
+# under strace -c; sets READS, SENDS, CTLS, WAITS and EAGAINS.
 count_syscalls() {
-    command -v strace >/dev/null || skip "strace is not installed"
-    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
-    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-    local counts="$BATS_TEST_TMPDIR/strace.txt" tracer
-    # LeakSanitizer cannot work under ptrace: skip the leak check for this run.
-    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" strace -f -c -o "$counts" "$ROOT/chapters/07-epoll/server" --port 0 "$@" \
-        >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
-    tracer=$!
-    wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
-    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
-    SERVER_PID=$(child_pids "$tracer")
-    run "$LOADGEN" --port "$PORT" --connections 100 --size 64 --requests 20000 --duration 60 --timeout 20
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *" requests=20000 "* ]]
-    kill -TERM "$SERVER_PID"
-    SERVER_PID=
-    wait_exit "$tracer" 10      # strace exits with the server's status
-    [ "$EXIT_STATUS" -eq 0 ]
-    cat "$counts"
-    calls() { awk -v name="$1" '$NF == name { print $4 }' "$counts"; }
-    failed() { awk -v name="$1" '$NF == name { print (NF == 6 ? $5 : 0) }' "$counts"; }
-    READS=$(calls read); SENDS=$(calls sendto); CTLS=$(calls epoll_ctl)
-    WAITS=$(calls epoll_wait); EAGAINS=$(failed read)
+    strace_load 07-epoll 100 20000 "$@"
+    READS=$(syscalls read); SENDS=$(syscalls sendto); CTLS=$(syscalls epoll_ctl)
+    WAITS=$(syscalls epoll_wait); EAGAINS=$(syscall_errors read)
     echo "read=$READS (EAGAIN $EAGAINS) sendto=$SENDS epoll_wait=$WAITS epoll_ctl=$CTLS for 20000 echoes"
 }
 

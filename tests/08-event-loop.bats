@@ -8,12 +8,7 @@ load readiness
 
 TEST_LOOP="$ROOT/chapters/08-event-loop/test_loop"
 
-unit() {
-    run "$TEST_LOOP" "$1"
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [ "$output" = "ok $1" ]
-}
+unit() { unit_case "$TEST_LOOP" "$1"; }
 
 @test "08 loop: timers fire in deadline order, equal deadlines first-scheduled first" { unit timer-order; }
 @test "08 loop: cancel before and during dispatch" { unit cancel; }

@@ -8,12 +8,7 @@ load chat
 
 TEST_STREAM="$ROOT/chapters/09-streams/test_stream"
 
-unit() {
-    run "$TEST_STREAM" "$1"
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [ "$output" = "ok $1" ]
-}
+unit() { unit_case "$TEST_STREAM" "$1"; }
 
 @test "09 stream: readline over the limit reports it, drops the long line, keeps the next" { unit readline-limit; }
 @test "09 stream: readuntil over the limit reports it and keeps the data" { unit readuntil-limit-keeps-data; }

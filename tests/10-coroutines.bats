@@ -10,12 +10,7 @@ load chat
 CH="$ROOT/chapters/10-coroutines"
 TEST_TASK="$CH/test_task"
 
-unit() {
-    run "$TEST_TASK" "$1"
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [ "${lines[-1]}" = "ok $1" ]
-}
+unit() { unit_case "$TEST_TASK" "$1"; }
 
 @test "10 task: sleepers wake in deadline order" { unit sleep-order; }
 @test "10 task: join and gather return the tasks' results" { unit join-gather; }

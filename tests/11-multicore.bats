@@ -76,12 +76,7 @@ spread_over_four() {
 # need 2^31 hand-offs to reach the overflow of the old `next++ % count` on
 # an int, so these start the turn there (and where an unsigned would wrap).
 TEST_ROUNDROBIN="$ROOT/chapters/11-multicore/test_roundrobin"
-unit() {
-    run "$TEST_ROUNDROBIN" "$1"
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [ "$output" = "ok $1" ]
-}
+unit() { unit_case "$TEST_ROUNDROBIN" "$1"; }
 
 @test "11 round robin: workers take turns, 0 to N-1 and back to 0" { unit in-turn; }
 @test "11 round robin: still in turn and in range past INT_MAX hand-offs (no signed overflow)" { unit past-int-max; }

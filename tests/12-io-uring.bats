@@ -118,39 +118,12 @@ echoed_bytes() {
     survives_emfile 50 12-io-uring
 }
 
-# count_enters CONNECTIONS ECHOES: run the server under strace -c while
-# loadgen makes ECHOES echoes of 64 bytes on CONNECTIONS connections; sets
-# ENTERS, READS and SENDS (system calls, counted by strace).
+# count_enters CONNECTIONS ECHOES: ECHOES echoes of 64 bytes on CONNECTIONS
+# connections under strace -c; sets ENTERS, READS and SENDS (system calls).
 count_enters() {
-    local connections=$1 echoes=$2
-    command -v strace >/dev/null || skip "strace is not installed"
-    local hard
-    hard=$(ulimit -Hn)
-    [[ "$hard" == unlimited ]] || (( hard >= connections + 100 )) || skip "the hard descriptor limit is $hard"
-    ulimit -n "$hard"
-    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
-    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-    local counts="$BATS_TEST_TMPDIR/strace.txt" tracer
-    # LeakSanitizer cannot run under ptrace: off for this run (the other tests check leaks).
-    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -c -o "$counts" "$SERVER12" --port 0 >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
-    tracer=$!
-    BACKGROUND_PIDS+=("$tracer")
-    wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
-    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
-    SERVER_PID=$(child_pids "$tracer")
-    run "$LOADGEN" --port "$PORT" --connections "$connections" --size 64 --requests "$echoes" --duration 60 --timeout 30
-    echo "$output"
-    [ "$status" -eq 0 ]
-    [[ "$output" == *" requests=$echoes "*"errors=0"* ]]
-    kill -TERM "$SERVER_PID"
-    SERVER_PID=
-    wait_exit "$tracer" 10      # strace exits with the server's status
-    [ "$EXIT_STATUS" -eq 0 ]
-    cat "$counts"
-    calls() { awk -v name="$1" '$NF == name { print $4 }' "$counts"; }
-    ENTERS=$(calls io_uring_enter); READS=$(calls read); SENDS=$(calls sendto)
-    ENTERS=${ENTERS:-0} READS=${READS:-0} SENDS=${SENDS:-0}
-    echo "io_uring_enter=$ENTERS read=$READS sendto=$SENDS for $echoes echoes on $connections connections"
+    strace_load 12-io-uring "$1" "$2"
+    ENTERS=$(syscalls io_uring_enter); READS=$(syscalls read); SENDS=$(syscalls sendto)
+    echo "io_uring_enter=$ENTERS read=$READS sendto=$SENDS for $2 echoes on $1 connections"
 }
 
 @test "12: 1 connection: two io_uring_enter per echo (submit the send and wait; submit the recv and wait)" {

@@ -218,3 +218,49 @@ value_at_least() {
 grep_count() {
     grep -c -- "$1" "$2" || true
 }
+
+# unit_case PROGRAM CASE: run one case of a C unit-test program (common/unit.h);
+# it passes if the program exits 0 and its last line is "ok CASE" (lines
+# before it, starting with "#", are information).
+unit_case() {
+    run "$1" "$2"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "${lines[-1]}" = "ok $2" ]
+}
+
+# strace_load CHAPTER CONNECTIONS ECHOES [OPTIONS...]: run the chapter's server
+# under strace -c while loadgen makes ECHOES echoes of 64 bytes on CONNECTIONS
+# connections; the server must then stop with status 0. Afterwards
+# `syscalls NAME` prints how many NAME calls the server made, and
+# `syscall_errors NAME` how many of them failed (strace's error column).
+strace_load() {
+    local chapter=$1 connections=$2 echoes=$3 hard tracer; shift 3
+    command -v strace >/dev/null || skip "strace is not installed"
+    hard=$(ulimit -Hn)
+    [[ "$hard" == unlimited ]] || (( hard >= connections + 100 )) || skip "the hard descriptor limit is $hard"
+    ulimit -n "$hard"
+    SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
+    SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
+    STRACE_COUNTS="$BATS_TEST_TMPDIR/strace.txt"
+    # LeakSanitizer cannot run under ptrace: off for this run (the other tests check leaks).
+    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -c -o "$STRACE_COUNTS" \
+        "$ROOT/chapters/$chapter/server" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    tracer=$!
+    BACKGROUND_PIDS+=("$tracer")
+    wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
+    PORT=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$SERVER_OUT")
+    SERVER_PID=$(child_pids "$tracer")
+    run "$LOADGEN" --port "$PORT" --connections "$connections" --size 64 --requests "$echoes" \
+        --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=$echoes "*"errors=0"* ]]
+    kill -TERM "$SERVER_PID"
+    SERVER_PID=
+    wait_exit "$tracer" 10      # strace exits with the server's status
+    [ "$EXIT_STATUS" -eq 0 ]
+    cat "$STRACE_COUNTS"
+}
+syscalls() { awk -v name="$1" '$NF == name { n = $4 } END { print n + 0 }' "$STRACE_COUNTS"; }
+syscall_errors() { awk -v name="$1" '$NF == name { n = (NF == 6 ? $5 : 0) } END { print n + 0 }' "$STRACE_COUNTS"; }
