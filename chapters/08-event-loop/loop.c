@@ -639,6 +639,21 @@ int loop_free(struct loop *loop)
     return 0;
 }
 
+/* ---- the calling thread's loop ---------------------------------------------- */
+
+static _Thread_local struct loop *thread_loop;      /* set with loop_set_current */
+static _Thread_local struct loop *running_loop;     /* inside loop_run_once */
+
+struct loop *loop_current(void)
+{
+    return running_loop != NULL ? running_loop : thread_loop;
+}
+
+void loop_set_current(struct loop *loop)
+{
+    thread_loop = loop;
+}
+
 /* Step 1: how long the backend may sleep, in whole milliseconds, rounded up. */
 static int sleep_budget_ms(const struct loop *loop)
 {
@@ -655,15 +670,18 @@ static int sleep_budget_ms(const struct loop *loop)
 
 int loop_run_once(struct loop *loop)
 {
+    struct loop *outer = running_loop;      /* a loop may run another, nested */
+    running_loop = loop;
     loop->now_us = clock_us();
     int count = backend_wait(loop, sleep_budget_ms(loop));     /* steps 1-2 */
-    if (count < 0)
-        return -1;
-    loop->now_us = clock_us();                                  /* step 3 */
-    dispatch_io(loop, count);                                   /* step 4 */
-    run_timers(loop);                                           /* step 5 */
-    run_soon(loop);                                             /* step 6 */
-    return has_work(loop);
+    if (count >= 0) {
+        loop->now_us = clock_us();                              /* step 3 */
+        dispatch_io(loop, count);                               /* step 4 */
+        run_timers(loop);                                       /* step 5 */
+        run_soon(loop);                                         /* step 6 */
+    }
+    running_loop = outer;
+    return count < 0 ? -1 : has_work(loop);
 }
 
 int loop_run(struct loop *loop)

@@ -16,6 +16,8 @@
  *     loop.add_signal_handler(sig, cb) loop_add_signal_handler(loop, sig, cb, arg)
  *     loop.time()                      loop_time(loop)   (milliseconds)
  *     loop.run_forever() / stop()      loop_run(loop) / loop_stop(loop)
+ *     asyncio.get_running_loop()       loop_current()
+ *     asyncio.set_event_loop(loop)     loop_set_current(loop)
  *
  * One iteration of the loop (loop_run_once), in order:
  *
@@ -79,6 +81,12 @@ int loop_run(struct loop *loop);
 /* One iteration, as described above. Returns 1 if anything is left to wait
  * for, 0 if not, -1 on error. */
 int loop_run_once(struct loop *loop);
+
+/* The calling thread's loop: the one it is running (inside loop_run or
+ * loop_run_once), else the one set with loop_set_current, else NULL. Each
+ * thread has its own: one loop per thread, as in chapter 11. */
+struct loop *loop_current(void);
+void loop_set_current(struct loop *loop);
 
 /* Make loop_run return after the current iteration. Safe from callbacks;
  * from another thread, use loop_call_soon_threadsafe with a callback that

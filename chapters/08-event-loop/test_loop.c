@@ -516,6 +516,56 @@ static int test_remove_calls_nothing(void)
     return loop_free(loop);
 }
 
+/* Each thread sees its own loop: the one it runs, else the one it set. */
+struct per_thread {
+    struct loop *loop, *seen_inside, *seen_outside;
+};
+
+static void note_current(struct loop *loop, void *arg)
+{
+    struct per_thread *pt = arg;
+    (void)loop;
+    pt->seen_inside = loop_current();
+}
+
+static void *thread_with_loop(void *arg)
+{
+    struct per_thread *pt = arg;
+    pt->loop = loop_new();
+    loop_set_current(pt->loop);
+    pt->seen_outside = loop_current();
+    loop_call_soon(pt->loop, note_current, pt);
+    loop_run(pt->loop);
+    loop_set_current(NULL);
+    return NULL;                    /* the test frees the loop, once both are done */
+}
+
+static int test_current_per_thread(void)
+{
+    struct per_thread a = { 0 }, b = { 0 }, main_pt = { 0 };
+    pthread_t ta, tb;
+    CHECK(loop_current() == NULL, "a thread that set nothing has a current loop");
+    pthread_create(&ta, NULL, thread_with_loop, &a);
+    pthread_create(&tb, NULL, thread_with_loop, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(a.seen_outside == a.loop && b.seen_outside == b.loop, "loop_set_current was not per thread");
+    CHECK(a.seen_inside == a.loop && b.seen_inside == b.loop, "a callback saw another thread's loop");
+    CHECK(a.loop != b.loop, "two threads got one loop");
+    loop_free(a.loop);
+    loop_free(b.loop);
+    /* The loop being run wins over the one set, and only while it runs. */
+    struct loop *set = loop_new(), *run = loop_new();
+    loop_set_current(set);
+    loop_call_soon(run, note_current, &main_pt);
+    loop_run(run);
+    CHECK(main_pt.seen_inside == run, "inside loop_run, loop_current was not the running loop");
+    CHECK(loop_current() == set, "after loop_run, loop_current was not the one set");
+    loop_set_current(NULL);
+    loop_free(set);
+    return loop_free(run);
+}
+
 static const struct unit_case cases[] = {
     { "timer-order", test_timer_order },
     { "cancel", test_cancel },
@@ -533,6 +583,7 @@ static const struct unit_case cases[] = {
     { "remove-calls-nothing", test_remove_calls_nothing },
     { "past-timer-no-starvation", test_past_timer_no_starvation },
     { "far-timers", test_far_timers },
+    { "current-per-thread", test_current_per_thread },
 };
 
 int main(int argc, char **argv)
