@@ -143,6 +143,18 @@ workers_block_stop_signals() {
     workers_block_stop_signals --pool 2
 }
 
+# all_asleep PID: every thread of PID is asleep (state S), here in accept() or
+# read(): a signal that came a moment earlier, between two calls, would
+# interrupt nothing.
+all_asleep() {
+    local stat
+    for stat in /proc/"$1"/task/*/stat; do
+        read -r stat <"$stat" || return 1
+        stat=${stat##*) }
+        [[ "${stat:0:1}" == S ]] || return 1
+    done
+}
+
 @test "03: SIGTERM sent to a worker's id is taken by the main thread: its accept() is interrupted" {
     start_server 03-threads -v
     local a b tid worker=
@@ -155,6 +167,7 @@ workers_block_stop_signals() {
         [[ "$tid" != "$SERVER_PID" ]] && worker=$tid
     done
     [ -n "$worker" ]
+    wait_until 5 all_asleep "$SERVER_PID"
     # kill(TID) on Linux signals the whole process but offers the signal to that
     # thread first. The workers block SIGTERM, so the main thread takes it: its
     # accept() returns EINTR, and it stops the rest, whose reads then see end of
