@@ -102,8 +102,61 @@ load helpers
     grep -q 'served 65 connections' "$SERVER_ERR"
 }
 
-@test "03: only the main thread takes SIGTERM, even when it is sent to a worker's id" {
-    start_server 03-threads
+# blocked_stop_signals PID TID: which of SIGINT (bit 2, 0x2) and SIGTERM (bit 15,
+# 0x4000) thread TID of PID blocks, from its SigBlk mask: 0x4002 means both.
+blocked_stop_signals() {
+    local mask
+    mask=$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/task/$2/status")
+    printf '0x%x\n' $(( 0x$mask & 0x4002 ))
+}
+
+# workers_block_stop_signals OPTIONS...: with two clients being served, every
+# worker thread blocks SIGINT and SIGTERM and the main thread blocks neither.
+workers_block_stop_signals() {
+    start_server 03-threads "$@"
+    local a b task tid workers=0
+    open_conn a
+    open_conn b
+    echo_once "$a" "one"
+    echo_once "$b" "two"
+    for task in /proc/"$SERVER_PID"/task/*; do
+        tid=${task##*/}
+        if [[ "$tid" == "$SERVER_PID" ]]; then
+            echo "main thread $tid blocks $(blocked_stop_signals "$SERVER_PID" "$tid")"
+            [ "$(blocked_stop_signals "$SERVER_PID" "$tid")" = 0x0 ]
+        else
+            echo "worker $tid blocks $(blocked_stop_signals "$SERVER_PID" "$tid")"
+            [ "$(blocked_stop_signals "$SERVER_PID" "$tid")" = 0x4002 ]
+            workers=$(( workers + 1 ))
+        fi
+    done
+    [ "$workers" -eq 2 ]
+    close_conn "$a"; close_conn "$b"
+    stop_server
+}
+
+@test "03: each client thread blocks SIGINT and SIGTERM (SigBlk in /proc); the main thread does not" {
+    workers_block_stop_signals
+}
+
+@test "03: each --pool thread blocks SIGINT and SIGTERM (SigBlk in /proc); the main thread does not" {
+    workers_block_stop_signals --pool 2
+}
+
+# all_asleep PID: every thread of PID is asleep (state S), here in accept() or
+# read(): a signal that came a moment earlier, between two calls, would
+# interrupt nothing.
+all_asleep() {
+    local stat
+    for stat in /proc/"$1"/task/*/stat; do
+        read -r stat <"$stat" || return 1
+        stat=${stat##*) }
+        [[ "${stat:0:1}" == S ]] || return 1
+    done
+}
+
+@test "03: SIGTERM sent to a worker's id is taken by the main thread: its accept() is interrupted" {
+    start_server 03-threads -v
     local a b tid worker=
     open_conn a
     open_conn b
@@ -114,15 +167,20 @@ load helpers
         [[ "$tid" != "$SERVER_PID" ]] && worker=$tid
     done
     [ -n "$worker" ]
+    wait_until 5 all_asleep "$SERVER_PID"
     # kill(TID) on Linux signals the whole process but offers the signal to that
-    # thread first. The workers block SIGTERM, so the main thread gets it, its
-    # accept() returns EINTR, and it stops the rest. Were the worker to take it,
-    # only that worker's read would end and accept() would never notice.
+    # thread first. The workers block SIGTERM, so the main thread takes it: its
+    # accept() returns EINTR, and it stops the rest, whose reads then see end of
+    # stream. Were the worker to take it, that worker's read would fail with
+    # EINTR instead, and only the handler's shutdown() of the listener would
+    # wake accept() (EINVAL, and on Linux alone: see the README).
     kill -TERM "$worker"
     wait_exit "$SERVER_PID" 5
     SERVER_PID=
     [ "$EXIT_STATUS" -eq 0 ]
     grep -q 'served 2 connections, echoed 8 bytes' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ accept error=Interrupted system call$' "$SERVER_ERR"
+    [ "$(grep_count ' read fd=[0-9]* error=' "$SERVER_ERR")" -eq 0 ]   # the workers saw end of stream
     close_conn "$a"; close_conn "$b"
 }
 
