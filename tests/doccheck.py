@@ -205,7 +205,11 @@ def transcripts():
                 ran += 1
                 continue
             stop()
+            port = None
             if marker.startswith("server"):
+                if not os.access(os.path.join(folder, "server"), os.X_OK):
+                    bad.append(f"{md}: {os.path.dirname(md)}/server is not built (make)")
+                    continue
                 err = tempfile.TemporaryFile()
                 server = subprocess.Popen(["./server", "--port", "0", *marker.split()[1:]], cwd=folder,
                                           stdout=subprocess.PIPE, stderr=err)
@@ -224,8 +228,8 @@ def transcripts():
                     command = command.replace("8888", port)
                     # A client that connects to the default port is sent to this one.
                     if "--port" not in command:
-                        command = re.sub(r"^(\s*\S*(?:echo-client|loadgen|/client))\b", r"\1 --port " + port,
-                                         command)
+                        command = re.sub(r"((?:^|\s)\S*(?:echo-client|loadgen|/client))\b", r"\1 --port " + port,
+                                         command, count=1)
                 try:
                     result = subprocess.run(["bash", "-c", command], cwd=folder, capture_output=True,
                                             timeout=60)
