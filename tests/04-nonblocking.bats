@@ -45,5 +45,5 @@ load readiness
 }
 
 @test "04: out of descriptors (limit 64, 200 clients) it survives and serves again" {
-    survives_emfile 100 04-nonblocking
+    survives_emfile 200 04-nonblocking      # it spins anyway: no bound on its CPU here
 }

@@ -52,7 +52,8 @@ ten_thousand_connections() {
 # With its descriptor limit at 64, 200 clients connect at once: the server
 # sheds those it cannot hold instead of dying, and serves again afterwards.
 # (Without the reserve descriptor, a level-triggered loop would spin on a
-# listener that stays readable; 04 spins anyway, so it passes max_cpu=100.)
+# listener that stays readable; 04 spins anyway, so its caller gives it a
+# bound it cannot exceed: 200, since a one-second sample can read over 100.)
 survives_emfile() {
     local max_cpu=$1; shift
     start_server_limited 64 "$@" -v
