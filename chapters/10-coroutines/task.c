@@ -241,11 +241,10 @@ static void resume_cb(struct loop *loop, void *arg)
     resume(t);
 }
 
-/* Resume t from the loop, soon: the caller is a task, or must not be
- * re-entered. */
+/* Resume t (READY: stop_waiting has run) from the loop, soon: the caller is
+ * a task, or must not be re-entered. */
 static void queue_resume(struct task *t)
 {
-    t->state = T_READY;
     t->resume = loop_call_soon(t->loop, resume_cb, t);
     if (t->resume == NULL)
         fatal("loop_call_soon");
