@@ -159,7 +159,7 @@ class Results:
         base = self.cell(name, "sweep0")
         points = [(l.idle_extra, self.cell(name, l.key)) for l in self.sweep() if l.idle_extra]
         points = [(n, c) for n, c in points if c]
-        if not base or not points:
+        if not base or not points or base.cpu_per_echo <= 0:
             return None
         n, c = points[-1]
         return n, c.cpu_per_echo / base.cpu_per_echo
