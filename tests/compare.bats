@@ -144,9 +144,9 @@ PY
     echo "$output"
     [ "$status" -eq 0 ]
     # One line each: met / not met, the target, what was measured.
-    echo "$output" | grep -Eq '^met +06-poll: CPU per echo grows with idle connections .* 9\.1× at 10,000 idle$'
-    echo "$output" | grep -Eq '^not met +05-select: CPU per echo grows with idle connections .* 1\.8× at 900 idle$'
-    echo "$output" | grep -Eq '^met +07-epoll: CPU per echo flat with idle connections .* 1\.1× at 10,000 idle$'
+    echo "$output" | grep -Eq '^met +06-poll: CPU per echo grows with idle connections .* 9\.10× at 10,000 idle$'
+    echo "$output" | grep -Eq '^not met +05-select: CPU per echo grows with idle connections .* 1\.80× at 900 idle$'
+    echo "$output" | grep -Eq '^met +07-epoll: CPU per echo flat with idle connections .* 1\.10× at 10,000 idle$'
     echo "$output" | grep -Eq '^met +07: about 2 syscalls per echo \(100 × 64 B\) +2\.20$'
     echo "$output" | grep -Eq "^not met +06-poll ≤ 1/10 of asyncio's memory, idle +0\.11×$"
     [[ "$output" == *"targets: 9 of 11 met" ]]

@@ -158,8 +158,8 @@ class Results:
         """(idle at the last point measured, CPU per echo there ÷ at 0 idle), or None."""
         base = self.cell(name, "sweep0")
         points = [(l.idle_extra, self.cell(name, l.key)) for l in self.sweep() if l.idle_extra]
-        points = [(n, c) for n, c in points if c]
-        if not base or not points or base.cpu_per_echo <= 0:
+        points = [(n, c) for n, c in points if c and c.windowed]
+        if not base or not base.windowed or not points or base.cpu_per_echo <= 0:
             return None
         n, c = points[-1]
         return n, c.cpu_per_echo / base.cpu_per_echo
