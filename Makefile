@@ -48,7 +48,7 @@ NEED_PYTHON = command -v python3 >/dev/null 2>&1 || { echo "make $@ needs python
 
 compare: all
 	@$(NEED_PYTHON)
-	@tools/compare $(if $(QUICK),--quick)
+	@CC="$(CC)" tools/compare $(if $(QUICK),--quick)
 
 # make timeline [CH=NN]: swimlanes of three clients from the servers' -v trace (docs/timeline-*.svg)
 .PHONY: timeline
