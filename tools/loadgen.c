@@ -314,15 +314,16 @@ static void conn_fail(struct group *g, struct conn *c, const char *fmt, ...)
 {
     char why[200];
     va_list ap;
-    const char *kind = c->id < nactive ? "connection" : "idle connection";
+    int idle = c->id >= nactive;
 
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    TRACE("%s %ld: %s", kind, c->id, why);
+    TRACE("%sconn %ld: %s", idle ? "idle " : "", c->id, why);
     pthread_mutex_lock(&error_lock);
     if (errors++ == 0)
-        snprintf(first_error, sizeof first_error, "%s %ld: %s", kind, c->id, why);
+        snprintf(first_error, sizeof first_error, "%sconnection %ld: %s", idle ? "idle " : "",
+                 c->id, why);
     pthread_mutex_unlock(&error_lock);
     if (g != NULL && c->state == C_OPEN) {
         poller_forget(&g->poller, c);
@@ -704,14 +705,16 @@ static void hold_idle(struct group *g, long long until, int while_workers)
 
 /* ---- setting up, and the results ---- */
 
-/* Give a group conns[first..first+n) and watch the open ones. */
+/* Give a group conns[first..first+n) and watch the open ones. -1 (said on stderr) if it cannot. */
 static int group_init(struct group *g, long first, long n, struct load load)
 {
     g->conns = conns + first;
     g->n = n;
     g->load = load;
-    if (poller_init(&g->poller, n) < 0)
+    if (poller_init(&g->poller, n) < 0) {
+        fprintf(stderr, "loadgen: cannot make a poller: %s\n", strerror(errno));
         return -1;
+    }
     for (long i = 0; i < n; i++) {
         struct conn *c = &g->conns[i];
         if (c->state != C_OPEN)
@@ -787,10 +790,8 @@ static int run_pingpong(struct group *workers, long nthreads, struct group *idle
         long first = nactive * t / nthreads, last = nactive * (t + 1) / nthreads;
         load.total = total * (unsigned long long)(t + 1) / (unsigned long long)nthreads -
                      total * (unsigned long long)t / (unsigned long long)nthreads;
-        if (group_init(&workers[t], first, last - first, load) < 0) {
-            fprintf(stderr, "loadgen: cannot make a poller: %s\n", strerror(errno));
+        if (group_init(&workers[t], first, last - first, load) < 0)
             return -1;
-        }
     }
     /* Signals go to the main thread, whose waits they cut short; workers see the flag. */
     sigemptyset(&stops);
@@ -951,8 +952,6 @@ int main(int argc, char **argv)
             report(groups, nthreads, begin);
         }
     }
-    if (failed && errors == 0)
-        fprintf(stderr, "loadgen: could not run: %s\n", strerror(errno));
     if (errors > 0)
         fprintf(stderr, "loadgen: %llu errors; the first: %s\n", errors, first_error);
 
