@@ -4,7 +4,7 @@
 #   make test            build, then run every bats suite (fetches bats with npm if it is missing)
 #   make test CH=03      only chapter 03's suites
 #   make run [CH=NN]     build and run the newest chapter's server (or chapter NN) on 127.0.0.1:8888
-#   make compare         benchmark every chapter side by side (docs/results.md)
+#   make compare         benchmark every chapter side by side (docs/results.json, .md; QUICK=1)
 #   make clean           remove everything built
 #   SANITIZE=1           with any of the above: build with ASan + UBSan + LSan
 #   CC=clang             any C11 compiler
@@ -43,12 +43,12 @@ run: all
 	echo "running $$dir/server (Ctrl-C to stop; try: tools/echo-client <<< hello)"; \
 	exec $$dir/server --port 8888
 
-# tools/compare and tools/timeline are Python 3 scripts (standard library only).
+# tools/compare (measure, report, targets) and tools/timeline: Python 3, standard library only.
 NEED_PYTHON = command -v python3 >/dev/null 2>&1 || { echo "make $@ needs python3, which is not installed (apt-get install python3); the rest of the project does not"; exit 1; }
 
 compare: all
 	@$(NEED_PYTHON)
-	@tools/compare $(if $(QUICK),--quick)
+	@CC="$(CC)" tools/compare $(if $(QUICK),--quick)
 
 # make timeline [CH=NN]: swimlanes of three clients from the servers' -v trace (docs/timeline-*.svg)
 .PHONY: timeline

@@ -1,4 +1,4 @@
-"""svg.py: the few SVG pieces tools/compare and tools/timeline draw with.
+"""svg.py: the few SVG pieces tools/report and tools/timeline draw with.
 
 No plotting library: an SVG is text, so a chart is a list of elements with
 coordinates worked out by hand. Every string that reaches the file goes
@@ -116,13 +116,37 @@ class Svg:
     def polygon(self, points, **attrs):
         self.add("polygon", points=" ".join(f"{x:.1f},{y:.1f}" for x, y in points), **attrs)
 
+    def polyline(self, points, stroke="#000", dash=None, tooltip=None):
+        if tooltip:
+            self.parts.append(f'<g><title>{esc(tooltip)}</title>')
+        self.add("polyline", points=" ".join(f"{x:.1f},{y:.1f}" for x, y in points),
+                 fill="none", stroke=stroke, stroke_width=2, stroke_dasharray=dash)
+        if tooltip:
+            self.parts.append("</g>")
+
+    def marker(self, shape, x, y, fill, r=4, tooltip=None):
+        """A point of a line chart: circle, square, diamond or triangle, centred on (x, y)."""
+        if tooltip:
+            self.parts.append(f'<g><title>{esc(tooltip)}</title>')
+        if shape == "circle":
+            self.circle(x, y, r, fill=fill)
+        elif shape == "square":
+            self.rect(x - r, y - r, 2 * r, 2 * r, fill=fill)
+        elif shape == "diamond":
+            self.polygon([(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)], fill=fill)
+        else:
+            self.polygon([(x, y - r - 1), (x + r + 1, y + r), (x - r - 1, y + r)], fill=fill)
+        if tooltip:
+            self.parts.append("</g>")
+
     def text(self, x, y, text, size=12, anchor="start", weight=None, fill="#222",
-             style=None, tooltip=None):
+             style=None, tooltip=None, transform=None):
         css = FONT + (";" + style if style else "")
         if tooltip:
             self.parts.append(f'<g><title>{esc(tooltip)}</title>')
         self.add("text", text, x=f"{x:.1f}", y=f"{y:.1f}", font_size=size,
-                 text_anchor=anchor, font_weight=weight, fill=fill, style=css)
+                 text_anchor=anchor, font_weight=weight, fill=fill, style=css,
+                 transform=transform)
         if tooltip:
             self.parts.append("</g>")
 
