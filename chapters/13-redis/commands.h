@@ -21,7 +21,8 @@ struct client {
     struct resp_buf out;            /* replies not yet handed to the stream */
     unsigned long long id;
     int authenticated;              /* AUTH succeeded (or no password is set) */
-    int closing;                    /* QUIT, a protocol error, a failed write: close after the replies */
+    int closing;                    /* QUIT, a protocol error: close after the replies */
+    int failed;                     /* a write or drain failed (reset, SIGTERM): abort */
     int cut;                        /* a publisher cut it off (not reading): its stream is aborted */
     size_t nsubs;                   /* channels subscribed to: in subscribe mode if > 0 */
     struct subscription *subs;
@@ -45,7 +46,8 @@ void command_run(struct client *c, const struct resp_request *req);
 
 /* Hand c->out to the stream; if the client is not keeping up, wait (drain)
  * until it does. Commands with long replies call it between parts, so a
- * reply is never held whole. -1 when the connection has failed (closing set). */
+ * reply is never held whole. -1 when the connection has failed (closing
+ * and failed set). */
 int client_flush(struct client *c);
 
 /* Leave every channel (the client is going). */

@@ -75,12 +75,12 @@ static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct 
     static char unexpected[48];
     long long count, n;
     size_t pos;
-    int rc = parse_header(buf, len, 0, &count, &pos, "Protocol error: too big mbulk count string",
-                          "Protocol error: invalid multibulk length", error);
+    int rc = parse_header(buf, len, 0, &count, &pos, "ERR Protocol error: too big mbulk count string",
+                          "ERR Protocol error: invalid multibulk length", error);
     if (rc != RESP_DONE)
         return rc;
     if (count > RESP_MAX_ARGS) {
-        *error = "Protocol error: invalid multibulk length";
+        *error = "ERR Protocol error: invalid multibulk length";
         return RESP_ERROR;
     }
     for (long long i = 0; i < count; i++) {
@@ -88,23 +88,23 @@ static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct 
             return RESP_MORE;
         if (buf[pos] != '$') {
             unsigned char c = (unsigned char)buf[pos];
-            snprintf(unexpected, sizeof unexpected, "Protocol error: expected '$', got '%c'",
+            snprintf(unexpected, sizeof unexpected, "ERR Protocol error: expected '$', got '%c'",
                      c >= 32 && c < 127 ? c : '?');
             *error = unexpected;
             return RESP_ERROR;
         }
-        rc = parse_header(buf, len, pos, &n, &pos, "Protocol error: too big bulk count string",
-                          "Protocol error: invalid bulk length", error);
+        rc = parse_header(buf, len, pos, &n, &pos, "ERR Protocol error: too big bulk count string",
+                          "ERR Protocol error: invalid bulk length", error);
         if (rc != RESP_DONE)
             return rc;
         if (n < 0 || (unsigned long long)n > max_bulk) {
-            *error = "Protocol error: invalid bulk length";
+            *error = "ERR Protocol error: invalid bulk length";
             return RESP_ERROR;
         }
         if (len - pos < (size_t)n + 2)
             return RESP_MORE;       /* its bytes are still to come */
         if (buf[pos + n] != '\r' || buf[pos + n + 1] != '\n') {
-            *error = "Protocol error: expected CRLF after a bulk string";
+            *error = "ERR Protocol error: expected CRLF after a bulk string";
             return RESP_ERROR;
         }
         if (push_arg(req, buf + pos, (size_t)n) < 0)
@@ -123,7 +123,7 @@ static int parse_inline(const char *buf, size_t len, struct resp_request *req, s
     const char *nl = memchr(buf, '\n', len < RESP_MAX_INLINE + 1 ? len : RESP_MAX_INLINE + 1);
     if (nl == NULL) {
         if (len > RESP_MAX_INLINE) {
-            *error = "Protocol error: too big inline request";
+            *error = "ERR Protocol error: too big inline request";
             return RESP_ERROR;
         }
         return RESP_MORE;
@@ -138,7 +138,7 @@ static int parse_inline(const char *buf, size_t len, struct resp_request *req, s
         if (*p == '"' || *p == '\'') {
             const char *close = memchr(p + 1, *p, (size_t)(end - p - 1));
             if (close == NULL || (close + 1 < end && !is_space(close[1]))) {
-                *error = "Protocol error: unbalanced quotes in request";
+                *error = "ERR Protocol error: unbalanced quotes in request";
                 return RESP_ERROR;
             }
             word = p + 1;

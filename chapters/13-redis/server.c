@@ -68,13 +68,13 @@ static int from_loopback(struct stream *s)
 
 int client_flush(struct client *c)
 {
-    if (c->cut) {                   /* our stream was aborted under us: hands off */
-        c->closing = 1;
+    if (c->cut || c->failed) {      /* our stream was aborted under us, or has failed */
+        c->closing = c->failed = 1;
         return -1;
     }
     if (c->out.len > 0) {
         if (c->out.failed || task_write(c->stream, c->out.data, c->out.len) < 0) {
-            c->closing = 1;
+            c->closing = c->failed = 1;
             c->out.len = 0;
             return -1;
         }
@@ -85,7 +85,7 @@ int client_flush(struct client *c)
     /* drain suspends the task until the stream is back under its low-water
      * mark; called only when writing is behind, it costs nothing otherwise. */
     if (stream_write_queued(c->stream) > 64 * 1024 && task_drain(c->stream) < 0) {
-        c->closing = 1;
+        c->closing = c->failed = 1;     /* reset, or cancelled: SIGTERM */
         return -1;
     }
     return 0;
@@ -150,13 +150,12 @@ static void handle_client(struct stream *s, void *arg)
             resp_buf_free(&in);
     }
     pubsub_unsubscribe_all(&c);
-    client_flush(&c);                   /* a protocol error's reply, if the loop ended on it */
     resp_buf_free(&in);
     resp_buf_free(&c.out);
     resp_request_free(&req);
     if (c.cut)                          /* a publisher aborted our stream: it is not ours to close */
         return;
-    if (n >= 0) {                       /* end of stream, QUIT or an error reply: send, then close */
+    if (n >= 0 && !c.failed) {          /* end of stream, QUIT or an error reply: send, then close */
         task_close(s);
         task_wait_closed(s);
     } else {                            /* cancelled (SIGTERM), reset */
