@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 /* A chained hash table, embedded: the structs it holds begin with a
- * dict_entry (the keyspace's keys here, the pub/sub channels in pubsub.c). */
+ * dict_entry (the keyspace's keys here, the pub/sub channels in commands.c). */
 struct dict_entry {
     struct dict_entry *next;
     uint64_t hash;
