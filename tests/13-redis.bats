@@ -203,6 +203,17 @@ client_count() {
     stop_server
 }
 
+@test "13 expiry: lazily, on access: with the timer's sampling off (--expire-budget 0), GET still never sees an expired key" {
+    need_cli
+    start_server 13-redis -v --expire-budget 0
+    is set k v px 300 -- OK
+    is get k -- v
+    wait_until 5 value_is "" cli get k
+    is exists k -- 0
+    stop_server
+    [ "$(grep_count ' expired keys=' "$SERVER_ERR")" -eq 0 ]      # the timer deleted nothing
+}
+
 @test "13 expiry: keys nobody reads again are deleted by the timer, a bounded sample per tick" {
     need_cli
     start_server 13-redis -v
@@ -429,7 +440,7 @@ is_alive() {
     start_server 13-redis
     head -c 1000000 /dev/zero | tr '\0' v | cli -x set big >/dev/null
     local base
-    base=$(rss_kib "$SERVER_PID")
+    base=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")     # peak so far
     # 2,000 GETs of 1 MB each (2 GB of replies) from a client that never reads
     python3 - "$PORT" <<'EOF' &
 import socket, sys, time
@@ -451,10 +462,12 @@ EOF
         [ "$(cli get big | wc -c)" -eq 1000001 ]
     done
     is ping -- PONG
-    local now
-    now=$(rss_kib "$SERVER_PID")
-    echo "rss before: $base KiB, with the never-reader: $now KiB"
-    sanitized "$CH/server" || (( now - base < 8 * 1024 ))
+    # It is held, not dropped: its task waits in drain, and it is not read
+    (( $(client_count) >= 1 ))
+    local peak
+    peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+    echo "rss before: $base KiB, peak with the never-reader and three 1 MB GETs: $peak KiB"
+    sanitized "$CH/server" || (( peak - base < 8 * 1024 ))
     stop_server
 }
 
@@ -504,12 +517,11 @@ own_address() {
     stop_server
 }
 
-@test "13 AUTH: without a password set, AUTH says so; the password compare takes the guess's length in time only" {
+@test "13 AUTH: without a password set, AUTH says so, as Redis does" {
     need_cli
     start_server 13-redis
     is auth x -- "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
     stop_server
-    grep -q 'volatile unsigned char diff' "$CH/commands.c"     # (the constant-time loop: see the README)
 }
 
 # ---- real clients, and the fuzzer ----
@@ -524,20 +536,17 @@ own_address() {
         echo "$output"
         [ "$status" -eq 0 ]
         [ "$(grep -c 'requests per second' <<<"$output")" -eq 6 ]     # PING is two tests
-        ! grep -Eiq 'error|warn|could not' <<<"$output"
+        if grep -Ei 'error|warn|could not' <<<"$output"; then return 1; fi     # (! would not fail a test)
     done
     stop_server
 }
 
-@test "13 fuzz: the request parser runs clean under libFuzzer for a few seconds" {
+@test "13 fuzz: the request parser runs clean under libFuzzer for a few seconds (make fuzz)" {
     command -v clang >/dev/null || skip "clang is not installed (apt-get install clang)"
-    local out="$BATS_TEST_TMPDIR/fuzz"
-    mkdir -p "$out/corpus"
-    clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=all -o "$out/fuzz_resp" "$CH/fuzz_resp.c" "$CH/resp.c" 2>"$out/build.log" ||
-        { cat "$out/build.log"; skip "clang here cannot build libFuzzer targets"; }
-    run "$out/fuzz_resp" -max_total_time=5 -max_len=4096 "$out/corpus"
+    # MAKEFLAGS cleared: the fuzzer has its own sanitizers, whatever this run was built with
+    run env MAKEFLAGS= make --no-print-directory -C "$CH" fuzz FUZZ_SECONDS=5
     echo "$output" | tail -5
+    [[ "$output" != *"fuzzer"*"unsupported"* ]] || skip "clang here cannot build libFuzzer targets"
     [ "$status" -eq 0 ]
     [[ "$output" == *"Done "*" runs in "* ]]
 }

@@ -34,12 +34,12 @@
 #include "trace.h"
 
 #define EXPIRE_TICK_MS 100      /* ten times a second, as Redis's default hz */
-#define EXPIRE_BUDGET 200       /* keys looked at per tick, at most */
 #define KEEP_BUFFER (16 * 1024) /* an idle client keeps buffers up to this; bigger ones are freed */
 
 static struct task_server *server;
 static struct loop_handle *expire_timer;
 static long max_bulk = RESP_DEFAULT_MAX_BULK, pubsub_limit = 8 * 1024 * 1024;
+static long expire_budget = 200;    /* keys the timer looks at per tick, at most */
 static size_t max_request;
 static unsigned long long served;
 
@@ -167,7 +167,7 @@ static void handle_client(struct stream *s, void *arg)
 static void expire_tick(struct loop *loop, void *arg)
 {
     (void)arg;
-    size_t deleted = db_expire_cycle(redis.db, loop_time(loop), EXPIRE_BUDGET);
+    size_t deleted = db_expire_cycle(redis.db, loop_time(loop), (size_t)expire_budget);
     if (deleted > 0)
         TRACE("expired keys=%zu left-with-deadline=%zu", deleted, db_expiring(redis.db));
 }
@@ -215,6 +215,8 @@ int main(int argc, char **argv)
           1, 512L * 1024 * 1024, &max_bulk },
         { "--pubsub-limit", "BYTES", "cut off a subscriber with this much unsent (default 8 MiB)",
           1024, 1L << 30, &pubsub_limit },
+        { "--expire-budget", "KEYS", "keys the expiry timer samples per tick (default 200; 0: on access only)",
+          0, 1000000, &expire_budget },
         { 0 },
     };
     struct cli cli = {
