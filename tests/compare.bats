@@ -70,3 +70,23 @@ sys.exit(0 if root.tag == "{http://www.w3.org/2000/svg}svg" else 1)' "$1"
     [ "$(grep -Ec '>client [0-9]+</text>' "$OUT/timeline.svg")" -eq 3 ]
     [ "$(grep -c 'ms to be accepted' "$OUT/timeline.svg")" -eq 2 ]
 }
+
+@test "compare-redis: a small run writes a Markdown section: a heading, a table against redis-server, the commands" {
+    command -v redis-benchmark >/dev/null 2>&1 ||
+        skip "redis-benchmark is not installed (apt-get install redis-tools)"
+    [[ -x "$ROOT/chapters/13-redis/server" ]] || skip "chapter 13 is not built here"
+    run timeout 200 "$TOOLS/compare-redis" --requests 2000 --repeats 1 --tests get --pipelines 1,16 \
+        --clients 10 --out "$OUT/redis.md"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    cat "$OUT/redis.md"
+    [ "$(head -1 "$OUT/redis.md")" = "## Chapter 13 against a real Redis" ]
+    if command -v redis-server >/dev/null 2>&1; then
+        grep -Eq '^\| GET \| 1 \| [0-9,]+ \| [0-9,]+ \| [0-9.]+× \| ' "$OUT/redis.md"
+        grep -Eq '^\| GET \| 16 \| [0-9,]+ \| [0-9,]+ \| [0-9.]+× \| ' "$OUT/redis.md"
+        grep -q 'What the numbers say' "$OUT/redis.md"
+    else
+        grep -q 'redis-server is not installed' "$OUT/redis.md"
+    fi
+    grep -q 'redis-benchmark -p PORT -c 10 -n 2000 -P PIPELINE -t COMMAND' "$OUT/redis.md"
+}

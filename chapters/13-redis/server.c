@@ -115,6 +115,8 @@ static void answer_requests(struct client *c, struct resp_buf *in, struct resp_r
             client_flush(c);    /* a long batch: send what is ready, wait if the client is behind */
     }
     resp_buf_consume(in, start);
+    if (req->cap > 4096)
+        resp_request_free(req);     /* a request of many arguments: do not keep its list */
     if (!c->closing && in->len > max_request) {
         resp_add_error(&c->out, "ERR Protocol error: request too big");
         TRACE("protocol-error fd=%d request over %zu bytes", stream_fd(c->stream), max_request);
