@@ -171,6 +171,10 @@ client_count() {
     is decr counter -- 1
     is decr fresh -- -1
     is incr k -- "ERR value is not an integer or out of range"
+    is set padded 007 -- OK                 # integers as Redis reads them: no leading zeros,
+    is incr padded -- "ERR value is not an integer or out of range"
+    printf '\n5' | cli -x set spaced >/dev/null    # no leading white space of any kind
+    is incr spaced -- "ERR value is not an integer or out of range"
     is set big 9223372036854775807 -- OK
     is incr big -- "ERR increment or decrement would overflow"
     is get big -- 9223372036854775807

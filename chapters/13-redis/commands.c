@@ -30,15 +30,17 @@ static int arg_is(const struct resp_arg *a, const char *word)
 static int arg_ll(const struct resp_arg *a, long long *out)
 {
     char text[24];
-    if (a->len == 0 || a->len >= sizeof text || a->data[0] == '+' ||
-        (a->data[0] == '0' && a->len > 1) || (a->len > 1 && a->data[0] == '-' && a->data[1] == '0'))
+    size_t i = a->len > 0 && a->data[0] == '-';
+    if (a->len == i || a->len >= sizeof text || (a->data[i] == '0' && a->len > i + 1))
         return -1;
+    for (size_t k = i; k < a->len; k++)
+        if (a->data[k] < '0' || a->data[k] > '9')
+            return -1;
     memcpy(text, a->data, a->len);
     text[a->len] = '\0';
-    char *end;
     errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || text[0] == ' ' || text[0] == '\t')
+    long long v = strtoll(text, NULL, 10);      /* digits only by now: it can only overflow */
+    if (errno != 0)
         return -1;
     *out = v;
     return 0;
