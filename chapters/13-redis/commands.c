@@ -19,6 +19,9 @@ struct redis redis;
 
 #define ARG(i) req->argv[i].data, req->argv[i].len
 #define FLUSH_AT (64 * 1024)        /* a long reply is handed to the stream in parts this big */
+/* Redis's error class for memory (its text speaks of maxmemory, which this server does not have). */
+#define OOM_ERROR "OOM out of memory, the command was not run"
+
 
 static int arg_is(const struct resp_arg *a, const char *word)
 {
@@ -122,7 +125,7 @@ static void cmd_set(struct client *c, const struct resp_request *req)
         return;
     }
     if (db_set(redis.db, ARG(1), ARG(2), when, now) < 0)
-        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+        resp_add_error(&c->out, OOM_ERROR);
     else
         resp_add_simple(&c->out, "OK");
 }
@@ -161,7 +164,7 @@ static void add_to_integer(struct client *c, const struct resp_request *req, lon
     char text[24];
     int n = snprintf(text, sizeof text, "%lld", value + by);
     if (db_set(redis.db, ARG(1), text, (size_t)n, DB_KEEP_TTL, now) < 0)
-        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+        resp_add_error(&c->out, OOM_ERROR);
     else
         resp_add_int(&c->out, value + by);
 }
@@ -192,7 +195,7 @@ static void cmd_mset(struct client *c, const struct resp_request *req)
     }
     for (size_t i = 1; i < req->argc; i += 2) {
         if (db_set(redis.db, ARG(i), ARG(i + 1), DB_NO_EXPIRY, loop_time(redis.loop)) < 0) {
-            resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            resp_add_error(&c->out, OOM_ERROR);
             return;
         }
     }
@@ -213,7 +216,7 @@ static void cmd_expire(struct client *c, const struct resp_request *req)
     }
     int rc = db_expire_at(redis.db, ARG(1), when, now);
     if (rc < 0)
-        resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+        resp_add_error(&c->out, OOM_ERROR);
     else
         resp_add_int(&c->out, rc);
 }
@@ -331,7 +334,7 @@ static void cmd_subscribe(struct client *c, const struct resp_request *req)
             continue;
         }
         if (subscribe(c, ARG(i)) < 0) {
-            resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            resp_add_error(&c->out, OOM_ERROR);
             continue;
         }
         reply_subscription(c, "subscribe", ARG(i));
@@ -394,7 +397,7 @@ static void cmd_publish(struct client *c, const struct resp_request *req)
                 receivers++;
         }
         if (msg.failed)
-            resp_add_error(&c->out, "OOM command not allowed when used memory > 'maxmemory'.");
+            resp_add_error(&c->out, OOM_ERROR);
         resp_buf_free(&msg);
         if (msg.failed)
             return;
