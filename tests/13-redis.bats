@@ -489,6 +489,29 @@ EOF
     stop_server
 }
 
+@test "13 bad input: out of descriptors (limit 64, 200 clients) it neither dies nor spins, and serves again after" {
+    need_cli
+    start_server_limited 64 13-redis -v
+    python3 - "$PORT" <<'EOF' &
+import socket, sys, time
+held = []
+for _ in range(200):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5))
+    except OSError:
+        pass
+time.sleep(3)
+EOF
+    BACKGROUND_PIDS+=($!)
+    wait_until 10 grep -q 'shed reason=EMFILE' "$SERVER_ERR"
+    local cpu
+    cpu=$(cpu_percent "$SERVER_PID" 1)
+    echo "cpu while out of descriptors: ${cpu}% of a core"
+    (( cpu <= 50 ))
+    wait_until 15 value_is PONG cli ping
+    stop_server
+}
+
 # ---- protected mode and AUTH ----
 
 # A non-loopback address of this machine, to connect from (the kernel uses it
