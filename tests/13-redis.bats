@@ -82,6 +82,16 @@ client_count() {
     ss -Htn state established "( sport = :$PORT )" 2>/dev/null | wc -l
 }
 
+# ---- the keyspace alone (C unit tests, a clock moved by hand) ----
+
+db_unit() { unit_case "$CH/test_db" "$1"; }
+
+@test "13 db: set, get, delete, binary-safe values" { db_unit set-get-del; }
+@test "13 db: a lookup at or after a key's deadline deletes it (lazy expiry)" { db_unit lazy-expiry; }
+@test "13 db: KEEP_TTL keeps a deadline, a plain set clears it, a past deadline deletes" { db_unit keep-ttl; }
+@test "13 db: the expiry cycle stays within its budget, deletes only expired keys, and empties an expired keyspace" { db_unit expire-cycle; }
+@test "13 db: 100,000 keys, every one found after the table has doubled many times" { db_unit many-keys; }
+
 # ---- the contract, where it is not about echo ----
 
 @test "13 contract: --help names the options and the default port 6380; bad options exit 2" {
