@@ -14,6 +14,7 @@
  *     arguments (resp_add_array and resp_add_bulk agree with resp_parse).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,11 +22,14 @@
 
 #define MAX_BULK 512
 
-static void check(int condition)
-{
-    if (!condition)
-        abort();
-}
+/* An invariant broken: say which, and stop (libFuzzer saves the input). */
+#define check(condition)                                                      \
+    do {                                                                      \
+        if (!(condition)) {                                                   \
+            fprintf(stderr, "fuzz_resp.c:%d: %s\n", __LINE__, #condition);    \
+            abort();                                                          \
+        }                                                                     \
+    } while (0)
 
 static void same_request(const struct resp_request *a, const struct resp_request *b)
 {
@@ -64,7 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             resp_add_bulk(&out, req.argv[i].data, req.argv[i].len);
         if (req.argc > 0) {
             check(!out.failed);
-            check(resp_parse(out.data, out.len, MAX_BULK, &again, &used2, &error) == RESP_DONE && used2 == out.len);
+            /* (an inline word may be longer than MAX_BULK: the limit is for bulk strings) */
+            check(resp_parse(out.data, out.len, RESP_MAX_INLINE, &again, &used2, &error) == RESP_DONE &&
+                  used2 == out.len);
             same_request(&req, &again);
         }
         resp_buf_free(&out);
