@@ -19,8 +19,8 @@ CH="$ROOT/chapters/13-redis"
 setup_file() {
     if ! command -v redis-cli >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         export DEBIAN_FRONTEND=noninteractive
-        { timeout 300 apt-get install -y -qq redis-tools ||
-            { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq redis-tools; }; } \
+        { timeout 120 apt-get install -y -qq redis-tools ||
+            { timeout 120 apt-get update -qq && timeout 120 apt-get install -y -qq redis-tools; }; } \
             >/dev/null 2>&1 3>&- || true
     fi
 }
