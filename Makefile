@@ -5,6 +5,7 @@
 #   make test CH=03      only chapter 03's suites
 #   make run [CH=NN]     build and run the newest chapter's server (or chapter NN) on 127.0.0.1:8888
 #   make compare         benchmark every chapter side by side (docs/results.json, .md; QUICK=1)
+#   make compare-redis   chapter 13 against a real redis-server [OUT=FILE]
 #   make clean           remove everything built
 #   SANITIZE=1           with any of the above: build with ASan + UBSan + LSan
 #   CC=clang             any C11 compiler
@@ -49,6 +50,13 @@ NEED_PYTHON = command -v python3 >/dev/null 2>&1 || { echo "make $@ needs python
 compare: all
 	@$(NEED_PYTHON)
 	@CC="$(CC)" tools/compare $(if $(QUICK),--quick)
+
+# make compare-redis [OUT=FILE]: chapter 13 against a real redis-server, both
+# driven by redis-benchmark; writes a Markdown section (for docs/results.md).
+.PHONY: compare-redis
+compare-redis: all
+	@$(NEED_PYTHON)
+	@tools/compare-redis --out $(or $(OUT),docs/results-redis.md)
 
 # make timeline [CH=NN]: swimlanes of three clients from the servers' -v trace (docs/timeline-*.svg)
 .PHONY: timeline

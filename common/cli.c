@@ -49,7 +49,7 @@ static const char *option_value(const char *inline_value, int argc, char **argv,
 int cli_parse(struct cli *cli, int argc, char **argv)
 {
     cli->host = "127.0.0.1";
-    cli->port = 8888;
+    cli->port = cli->default_port ? cli->default_port : 8888;
     cli->verbose = 0;
     cli->error[0] = '\0';
     cli->args = argv + argc;
@@ -130,12 +130,13 @@ int cli_exit_code(const struct cli *cli, int parse_result)
     for (const struct cli_option *o = cli->options; o != NULL && o->name != NULL; o++)
         printf(o->metavar ? " [%s %s]" : " [%s]", o->name, o->metavar ? o->metavar : "");
     printf("%s%s\n%s\n\n", cli->args_usage ? " " : "", cli->args_usage ? cli->args_usage : "", cli->about);
+    int port = cli->default_port ? cli->default_port : 8888;
     if (cli->is_client) {
         printf("  --host ADDR     the server's address (default 127.0.0.1; ::1 for IPv6)\n");
-        printf("  --port N        the server's port (default 8888)\n");
+        printf("  --port N        the server's port (default %d)\n", port);
     } else {
         printf("  --host ADDR     address to listen on (default 127.0.0.1; ::1 for IPv6)\n");
-        printf("  --port N        port to listen on (default 8888; 0 lets the kernel choose)\n");
+        printf("  --port N        port to listen on (default %d; 0 lets the kernel choose)\n", port);
     }
     printf("  -v, --verbose   trace every event on stderr\n");
     printf("  --help          show this help\n");

@@ -28,9 +28,10 @@ struct cli {
     int is_client;                      /* --host/--port name the server to reach */
     const char *args_usage;             /* e.g. "[MESSAGE]": words that are not options
                                            are allowed (NULL: refused) */
+    int default_port;                   /* 0: 8888 */
     /* Filled by cli_parse (these defaults first): */
     const char *host;                   /* "127.0.0.1" */
-    int port;                           /* 8888; 0 lets the kernel choose */
+    int port;                           /* default_port; 0 lets the kernel choose */
     int verbose;                        /* -v: trace every event on stderr */
     char **args;                        /* the words that are not options... */
     int nargs;                          /* ...and how many (only with args_usage) */

@@ -119,6 +119,21 @@ json_query() {
     [ "$(grep -c '^## Targets' "$OUT/results.md")" -eq 0 ]
 }
 
+@test "report: chapter 13's section from tools/compare-redis comes last, and only when it exists" {
+    cp "$FIXTURE" "$OUT/results.json"
+    run timeout 30 "$TOOLS/report" "$OUT/results.json"
+    [ "$status" -eq 0 ]
+    ! grep -q 'against a real Redis' "$OUT/results.md"
+    printf '## Chapter 13 against a real Redis\n\n| command | ratio |\n|---|---:|\n| GET | 1.01× |\n' \
+        > "$OUT/results-redis.md"
+    run timeout 30 "$TOOLS/report" "$OUT/results.json"
+    [ "$status" -eq 0 ]
+    [ "$(grep '^## ' "$OUT/results.md" | tail -1)" = "## Chapter 13 against a real Redis" ]
+    [ "$(tail -1 "$OUT/results.md")" = "| GET | 1.01× |" ]
+    run timeout 30 "$TOOLS/report" "$OUT/results.json" --redis "$OUT/missing.md"
+    [ "$status" -ne 0 ]
+}
+
 @test "report: the growth sentence is computed from the runs, not written" {
     # Twice 06's CPU in its 10,000-idle window: the table and the sentence follow.
     python3 - "$FIXTURE" "$OUT/changed.json" <<'PY'
@@ -192,4 +207,24 @@ PY
     well_formed_svg "$OUT/timeline.svg"
     [ "$(grep -Ec '>client [0-9]+</text>' "$OUT/timeline.svg")" -eq 3 ]
     [ "$(grep -c 'ms to be accepted' "$OUT/timeline.svg")" -eq 2 ]
+}
+
+@test "compare-redis: a small run writes a Markdown section: a heading, a table against redis-server, the commands" {
+    command -v redis-benchmark >/dev/null 2>&1 ||
+        skip "redis-benchmark is not installed (apt-get install redis-tools)"
+    [[ -x "$ROOT/chapters/13-redis/server" ]] || skip "chapter 13 is not built here"
+    run timeout 200 "$TOOLS/compare-redis" --requests 2000 --repeats 1 --tests get --pipelines 1,16 \
+        --clients 10 --out "$OUT/redis.md"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    cat "$OUT/redis.md"
+    [ "$(head -1 "$OUT/redis.md")" = "## Chapter 13 against a real Redis" ]
+    if command -v redis-server >/dev/null 2>&1; then
+        grep -Eq '^\| GET \| 1 \| [0-9,]+ \| [0-9,]+ \| [0-9.]+× \| ' "$OUT/redis.md"
+        grep -Eq '^\| GET \| 16 \| [0-9,]+ \| [0-9,]+ \| [0-9.]+× \| ' "$OUT/redis.md"
+        grep -q 'What the numbers say' "$OUT/redis.md"
+    else
+        grep -q 'redis-server is not installed' "$OUT/redis.md"
+    fi
+    grep -q 'redis-benchmark -p PORT -c 10 -n 2000 -P PIPELINE -t COMMAND' "$OUT/redis.md"
 }

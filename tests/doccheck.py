@@ -18,6 +18,8 @@ rendered page does not see:
         client that has none), and compare each line's output
         with its comment ("cmd   # expected"; an annotation after " (" or " —"
         is not part of it). The server keeps running for a trace block.
+        needs=PROGRAM among the options: the block is skipped (with a note)
+        where PROGRAM is not installed (redis-cli: chapter 13's clients).
     <!-- doctest -->                      the same, without a server.
     <!-- doctest: trace [WORD=A|B] -->    before a ``` block: stop the server,
         then each line of the block must match a line of its stderr, in order
@@ -33,6 +35,7 @@ and its continuation lines (ending in a backslash), run from the README's folder
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -206,6 +209,12 @@ def transcripts():
                 continue
             stop()
             port = None
+            needs = [w.split("=", 1)[1] for w in marker.split() if w.startswith("needs=")]
+            marker = " ".join(w for w in marker.split() if not w.startswith("needs="))
+            missing = [prog for prog in needs if shutil.which(prog) is None]
+            if missing:
+                print(f"# {md}: a block skipped: {', '.join(missing)} is not installed")
+                continue
             if marker.startswith("server"):
                 if not os.access(os.path.join(folder, "server"), os.X_OK):
                     bad.append(f"{md}: {os.path.dirname(md)}/server is not built (make)")

@@ -71,3 +71,4 @@ check_chapter() {
 @test "solutions 10-coroutines: an answer to every exercise; each patch applies, builds and does what it says" { check_chapter 10-coroutines; }
 @test "solutions 11-multicore: an answer to every exercise; each patch applies, builds and does what it says" { check_chapter 11-multicore; }
 @test "solutions 12-io-uring: an answer to every exercise; each patch applies, builds and does what it says" { check_chapter 12-io-uring; }
+@test "solutions 13-redis: an answer to every exercise; each patch applies, builds and does what it says" { check_chapter 13-redis; }
