@@ -89,9 +89,9 @@ static void on_resume(struct loop *loop, void *arg)
 {
     struct listener *l = arg;
     l->resume = NULL;
-    TRACE("resume fd=%d thread=%d", l->fd, l->thread);
+    TRACE("resume fd=%d", l->fd);
     if (listener_watch(loop, l) < 0)
-        TRACE("resume fd=%d error=%s thread=%d", l->fd, strerror(errno), l->thread);
+        TRACE("resume fd=%d error=%s", l->fd, strerror(errno));
 }
 
 /*
@@ -131,14 +131,14 @@ int listener_accept(struct loop *loop, struct listener *l, char *peer, size_t pe
         return -1;
     }
     if (have_reserve) {
-        TRACE("shed reason=EMFILE thread=%d", l->thread);
+        TRACE("shed reason=EMFILE");
     } else if (l->resume == NULL) {
         loop_remove_reader(loop, l->fd);
         l->resume = loop_call_later(loop, PAUSE_MS, on_resume, l);
         if (l->resume == NULL)
             listener_watch(loop, l);    /* no memory for the timer: keep going */
         else
-            TRACE("pause fd=%d reason=EMFILE ms=%d thread=%d", l->fd, PAUSE_MS, l->thread);
+            TRACE("pause fd=%d reason=EMFILE ms=%d", l->fd, PAUSE_MS);
     }
     errno = EMFILE;
     return -1;

@@ -75,10 +75,10 @@ static void hand_off(int fd)
     struct handoff *h = malloc(sizeof *h);
     if (h != NULL) {
         *h = (struct handoff){ .to = to, .fd = fd };
-        TRACE("handoff fd=%d to=%d thread=0", fd, to->id);
+        TRACE("handoff fd=%d to=%d", fd, to->id);
     }
     if (h == NULL || loop_call_soon_threadsafe(to->loop, adopt_handoff, h) < 0) {
-        TRACE("refuse fd=%d reason=%s thread=0", fd, strerror(errno));
+        TRACE("refuse fd=%d reason=%s", fd, strerror(errno));
         free(h);
         close(fd);
     }
@@ -93,10 +93,10 @@ static void on_accept(struct loop *loop, int listen_fd, void *arg)
         int fd = listener_accept(loop, l, peer, sizeof peer);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EMFILE)
-                TRACE("accept error=%s thread=%d", strerror(errno), l->thread);
+                TRACE("accept error=%s", strerror(errno));
             return;
         }
-        TRACE("accept fd=%d peer=%s thread=%d", fd, peer, l->thread);
+        TRACE("accept fd=%d peer=%s", fd, peer);
         if (l->owner != NULL)
             worker_adopt(l->owner, fd);     /* reuseport: we are on its thread */
         else
@@ -119,7 +119,7 @@ static void on_stop(struct loop *loop, void *arg)
     (void)arg;
     if (server.stopped++)
         return;
-    TRACE("stop threads=%d thread=0", server.started);
+    TRACE("stop threads=%d", server.started);
     listener_close(loop, &server.acceptor);
     loop_remove_stop_handler(loop);
     /* Each loop runs its thread-safe calls in the order they were queued. So
@@ -151,7 +151,7 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
     if (server.workers == NULL || server.listeners == NULL || net_reserve_open() < 0)
         goto failed;
     for (int i = 0; i < n; i++)
-        server.listeners[i] = (struct listener){ .fd = -1, .thread = i + 1, .on_accept = on_accept,
+        server.listeners[i] = (struct listener){ .fd = -1, .on_accept = on_accept,
                                                  .owner = &server.workers[i] };
     for (int i = 0; i < n; i++)
         if (worker_init(&server.workers[i], i + 1) < 0)
@@ -198,8 +198,8 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
     work_join();
     for (int i = 0; server.workers != NULL && i < server.count; i++) {
         struct worker *w = &server.workers[i];
-        served += w->served;
-        echoed += w->echoed;
+        served += w->echo.served;
+        echoed += w->echo.echoed;
         if (w->loop != NULL && server.listeners != NULL)
             listener_close(w->loop, &server.listeners[i]);  /* its thread never started */
         if (worker_free(w) < 0) {
@@ -217,7 +217,7 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
         fprintf(stderr, "%s: served %llu connection%s, echoed %llu bytes (per thread:", cli->program,
                 served, served == 1 ? "" : "s", echoed);
         for (int i = 0; i < server.count; i++)
-            fprintf(stderr, " %llu", server.workers[i].served);
+            fprintf(stderr, " %llu", server.workers[i].echo.served);
         fprintf(stderr, ")\n");
     }
     free(server.workers);
@@ -287,7 +287,8 @@ int main(int argc, char **argv)
     worker_options.idle_timeout_ms = idle_seconds * 1000;
     worker_options.work_thread = (int)work_thread;
     signal(SIGPIPE, SIG_IGN);
-    TRACE("fd limit raised to %ld thread=0", net_raise_fd_limit());
+    trace_set_thread(0);                        /* each worker sets its own */
+    TRACE("fd limit raised to %ld", net_raise_fd_limit());
 
     struct loop *loop = loop_new();
     if (loop == NULL) {
