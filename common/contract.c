@@ -76,13 +76,18 @@ int contract_listen(const struct cli *cli, int backlog)
         fflush(stdout);
         return fd;
     }
+    contract_listen_failed(cli, gai_error);
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+void contract_listen_failed(const struct cli *cli, int gai_error)
+{
     const char *why = gai_error != 0 ? gai_strerror(gai_error) : strerror(errno);
     int v6 = strchr(cli->host, ':') != NULL;
     fprintf(stderr, "%s: cannot listen on %s%s%s:%d: %s\n", cli->program,
             v6 ? "[" : "", cli->host, v6 ? "]" : "", cli->port, why);
-    if (fd >= 0)
-        close(fd);
-    return -1;
 }
 
 void contract_summary(const struct cli *cli, unsigned long long connections,

@@ -52,6 +52,11 @@ int contract_stop_fd(void);
  */
 int contract_listen(const struct cli *cli, int backlog);
 
+/* That failure message alone, for a server that opens its listeners some
+ * other way (11's SO_REUSEPORT group): the reason is gai_strerror(gai_error),
+ * or strerror(errno) when gai_error is 0. */
+void contract_listen_failed(const struct cli *cli, int gai_error);
+
 /*
  * accept() as the blocking servers (01-03) use it: wait for a client and
  * return its descriptor, with its address in peer. On failure return -1 with

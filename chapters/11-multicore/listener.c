@@ -5,7 +5,6 @@
 #include "listener.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "contract.h"
 #include "net.h"
 #include "trace.h"
 
@@ -66,11 +66,7 @@ int listener_open_group(const struct cli *cli, struct listener *group, int n)
         fflush(stdout);
         return 0;
     }
-    /* The same message as contract_listen's. */
-    const char *why = gai_error != 0 ? gai_strerror(gai_error) : strerror(errno);
-    int v6 = strchr(cli->host, ':') != NULL;
-    fprintf(stderr, "%s: cannot listen on %s%s%s:%d: %s\n", cli->program,
-            v6 ? "[" : "", cli->host, v6 ? "]" : "", cli->port, why);
+    contract_listen_failed(cli, gai_error);
     if (probe >= 0)
         close(probe);
     while (i-- > 0) {

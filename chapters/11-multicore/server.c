@@ -225,57 +225,31 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
     return status;
 }
 
-/* cli takes numbers and flags; --balance takes a word, so it is taken out
- * of argv here, before cli_parse sees the rest. */
-static int take_balance(struct cli *cli, int *argc, char **argv)
-{
-    int kept = 1;
-    for (int i = 1; i < *argc; i++) {
-        const char *value;
-        if (strcmp(argv[i], "--balance") == 0 && i + 1 < *argc)
-            value = argv[++i];
-        else if (strncmp(argv[i], "--balance=", 10) == 0)
-            value = argv[i] + 10;
-        else if (strcmp(argv[i], "--balance") == 0)
-            value = "";
-        else {
-            argv[kept++] = argv[i];
-            continue;
-        }
-        server.use_acceptor = strcmp(value, "acceptor") == 0;
-        if (!server.use_acceptor && strcmp(value, "reuseport") != 0) {
-            snprintf(cli->error, sizeof cli->error,
-                     "bad value '%s' for --balance: expected reuseport or acceptor", value);
-            return CLI_ERROR;
-        }
-    }
-    *argc = kept;
-    argv[kept] = NULL;
-    return CLI_OK;
-}
-
 int main(int argc, char **argv)
 {
-    long threads = 0, idle_seconds = 0, work_thread = 0, unused = 0;
+    static const char *const balance_modes[] = { "reuseport", "acceptor", NULL };
+    long threads = 0, balance = 0, idle_seconds = 0, work_thread = 0;
     const struct cli_option options[] = {
         { "--threads", "N", "event loops, a thread each (default: the online CPUs)",
           1, MAX_THREADS, &threads },
-        { "--balance", "MODE", "reuseport (default): a listener per loop; acceptor: one thread accepts",
-          0, 0, &unused },
         { "--idle-timeout", "SECONDS", "close a connection silent this long (default: never)",
           1, 86400, &idle_seconds },
         { "--work-thread", NULL, "demo: \"/sleep MS\" blocks a work thread MS ms, then echoes",
           0, 0, &work_thread },
         { 0 },
     };
+    const struct cli_choice choices[] = {
+        { "--balance", "MODE", "reuseport (default): a listener per loop; acceptor: one thread accepts",
+          balance_modes, &balance },
+        { 0 },
+    };
     struct cli cli = {
         .program = "server",
         .about = "Chapter 11: one event loop per thread; the kernel or an acceptor spreads the clients.",
         .options = options,
+        .choices = choices,
     };
-    int parsed = take_balance(&cli, &argc, argv);
-    if (parsed == CLI_OK)
-        parsed = cli_parse(&cli, argc, argv);
+    int parsed = cli_parse(&cli, argc, argv);
     if (parsed != CLI_OK)
         return cli_exit_code(&cli, parsed);
     if (threads == 0) {
@@ -283,6 +257,7 @@ int main(int argc, char **argv)
         threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
     }
     server.count = (int)threads;
+    server.use_acceptor = balance == 1;     /* balance_modes[1] */
     server.acceptor = (struct listener){ .fd = -1, .on_accept = on_accept };
     worker_options.idle_timeout_ms = idle_seconds * 1000;
     worker_options.work_thread = (int)work_thread;
