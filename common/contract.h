@@ -9,11 +9,15 @@
 #define CONTRACT_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "cli.h"
 
-/* Set to 1 by SIGINT or SIGTERM once contract_catch_signals has run. */
-extern volatile sig_atomic_t contract_stop;
+/* Set to 1 by SIGINT or SIGTERM once contract_catch_signals has run. An
+ * atomic, not a volatile sig_atomic_t: that is enough only for the thread the
+ * signal interrupts, and in a threaded server (03) the handler may run on one
+ * thread while others read the flag (ThreadSanitizer calls it a data race). */
+extern atomic_int contract_stop;
 
 /*
  * SIGINT and SIGTERM set contract_stop. They are installed without SA_RESTART,
