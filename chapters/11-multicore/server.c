@@ -2,7 +2,7 @@
  * Chapter 11 — multicore: chapter 08's server, times N threads.
  *
  * One event loop runs on one thread, so it uses one core, however many the
- * machine has. This server runs N workers (worker.c: 08's echo callbacks),
+ * machine has. This server runs N workers (worker.c: a loop and 08's echo.c),
  * each on its own thread with its own loop. They share nothing; the only
  * question is how connections reach them, and --balance picks the answer:
  *
