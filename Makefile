@@ -8,6 +8,7 @@
 #   make compare-redis   chapter 13 against a real redis-server [OUT=FILE]
 #   make clean           remove everything built
 #   SANITIZE=1           with any of the above: build with ASan + UBSan + LSan
+#   SANITIZE=thread      the same with ThreadSanitizer (for the threaded chapters 03, 11)
 #   CC=clang             any C11 compiler
 
 CHAPTERS := $(sort $(patsubst %/,%,$(wildcard chapters/[0-9][0-9]-*/)))

@@ -9,6 +9,8 @@
 #   make              build in place
 #   make SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
 #                     (LeakSanitizer comes with ASan on Linux)
+#   make SANITIZE=thread  build with ThreadSanitizer, for the threaded chapters
+#                     (03, 11): a data race makes the program exit 66
 #   make CC=clang     any C11 compiler
 
 COMMON_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
@@ -22,6 +24,10 @@ LDLIBS += -lpthread
 ifeq ($(SANITIZE),1)
 CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SANITIZE),thread)
+CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS += -fsanitize=thread
 endif
 ifeq ($(WERROR),1)
 CFLAGS += -Werror

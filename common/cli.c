@@ -27,6 +27,29 @@ static int parse_number(const char *text, long min, long max, long *out)
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
+static int fail(struct cli *cli, const char *fmt, ...);
+
+/* name is a choice of cli's: store the index of its word, or fail naming them all. */
+static int parse_choice(struct cli *cli, const struct cli_choice *ch, const char *value)
+{
+    char expected[128] = "";            /* "a, b or c" */
+    size_t used = 0;
+    for (long i = 0; ch->words[i] != NULL; i++) {
+        if (strcmp(ch->words[i], value) == 0) {
+            *ch->value = i;
+            return CLI_OK;
+        }
+        const char *sep = i == 0 ? "" : ch->words[i + 1] == NULL ? " or " : ", ";
+        int n = snprintf(expected + used, sizeof expected - used, "%s%s", sep, ch->words[i]);
+        if (n > 0 && (size_t)n < sizeof expected - used)
+            used += (size_t)n;
+    }
+    return fail(cli, "bad value '%s' for %s: expected %s", value, ch->name, expected);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
 static int fail(struct cli *cli, const char *fmt, ...)
 {
     va_list ap;
@@ -99,6 +122,18 @@ int cli_parse(struct cli *cli, int argc, char **argv)
             continue;
         }
 
+        const struct cli_choice *ch = cli->choices;
+        while (ch != NULL && ch->name != NULL && strcmp(ch->name, name) != 0)
+            ch++;
+        if (ch != NULL && ch->name != NULL) {
+            value = option_value(inline_value, argc, argv, &i);
+            if (value == NULL)
+                return fail(cli, "option '%s' needs a value (%s)", name, ch->metavar);
+            if (parse_choice(cli, ch, value) != CLI_OK)
+                return CLI_ERROR;
+            continue;
+        }
+
         const struct cli_option *opt = cli->options;
         while (opt != NULL && opt->name != NULL && strcmp(opt->name, name) != 0)
             opt++;
@@ -129,6 +164,8 @@ int cli_exit_code(const struct cli *cli, int parse_result)
     printf("usage: %s [--host ADDR] [--port N] [-v|--verbose] [--help]", cli->program);
     for (const struct cli_option *o = cli->options; o != NULL && o->name != NULL; o++)
         printf(o->metavar ? " [%s %s]" : " [%s]", o->name, o->metavar ? o->metavar : "");
+    for (const struct cli_choice *ch = cli->choices; ch != NULL && ch->name != NULL; ch++)
+        printf(" [%s %s]", ch->name, ch->metavar);
     printf("%s%s\n%s\n\n", cli->args_usage ? " " : "", cli->args_usage ? cli->args_usage : "", cli->about);
     int port = cli->default_port ? cli->default_port : 8888;
     if (cli->is_client) {
@@ -144,6 +181,11 @@ int cli_exit_code(const struct cli *cli, int parse_result)
         char left[40];
         snprintf(left, sizeof left, "%s %s", o->name, o->metavar ? o->metavar : "");
         printf("  %-15s %s\n", left, o->help);
+    }
+    for (const struct cli_choice *ch = cli->choices; ch != NULL && ch->name != NULL; ch++) {
+        char left[40];
+        snprintf(left, sizeof left, "%s %s", ch->name, ch->metavar);
+        printf("  %-15s %s\n", left, ch->help);
     }
     return 0;
 }

@@ -4,7 +4,8 @@
  *     server [--host ADDR] [--port N] [-v|--verbose] [--help] [chapter options]
  *
  * A chapter lists its own options in a table; each one is a number with a range
- * (--pool N) or a flag (--edge, stored as 1). "--name value" and "--name=value"
+ * (--pool N) or a flag (--edge, stored as 1). Options whose value is one word
+ * out of a list (--balance reuseport|acceptor) go in a second table, choices. "--name value" and "--name=value"
  * both work. cli_parse never prints: on a bad option it fills cli->error with a
  * one-line message naming the option, and cli_exit_code prints that (or the
  * help) and returns the status the program should exit with.
@@ -20,11 +21,20 @@ struct cli_option {
     long *value;            /* where the number (or 1 for a flag) is stored */
 };
 
+struct cli_choice {
+    const char *name;       /* "--balance" */
+    const char *metavar;    /* "MODE" */
+    const char *help;       /* one line for --help */
+    const char *const *words;   /* the accepted values, ending with NULL */
+    long *value;            /* where the index of the word given is stored */
+};
+
 struct cli {
     /* Set by the caller before cli_parse: */
     const char *program;                /* "server" */
     const char *about;                  /* one line: what this program is */
     const struct cli_option *options;   /* the chapter's own, ending with {0} */
+    const struct cli_choice *choices;   /* the same for words (may be NULL), ending with {0} */
     int is_client;                      /* --host/--port name the server to reach */
     const char *args_usage;             /* e.g. "[MESSAGE]": words that are not options
                                            are allowed (NULL: refused) */

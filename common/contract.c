@@ -11,9 +11,12 @@
 #include "net.h"
 #include "trace.h"
 
-volatile sig_atomic_t contract_stop;
+/* A signal handler may touch only lock-free atomics (C11 7.14.1.1). */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
+
+atomic_int contract_stop;
 static int stop_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t wake_listen_fd = -1, wake_client_fd = -1;
+static atomic_int wake_listen_fd = -1, wake_client_fd = -1;
 
 void contract_wake_on_stop(int listen_fd, int client_fd)
 {
@@ -26,10 +29,11 @@ static void on_stop_signal(int signo)
     int saved = errno;
     (void)signo;
     contract_stop = 1;
-    if (wake_listen_fd >= 0)
-        shutdown(wake_listen_fd, SHUT_RDWR);
-    if (wake_client_fd >= 0)
-        shutdown(wake_client_fd, SHUT_RDWR);
+    int listen_fd = wake_listen_fd, client_fd = wake_client_fd;    /* each read once */
+    if (listen_fd >= 0)
+        shutdown(listen_fd, SHUT_RDWR);
+    if (client_fd >= 0)
+        shutdown(client_fd, SHUT_RDWR);
     if (stop_pipe[1] >= 0) {
         /* write() is async-signal-safe; the pipe is non-blocking, and once it
          * holds a byte the reader will wake anyway, so a full pipe is fine. */
@@ -76,13 +80,18 @@ int contract_listen(const struct cli *cli, int backlog)
         fflush(stdout);
         return fd;
     }
+    contract_listen_failed(cli, gai_error);
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+void contract_listen_failed(const struct cli *cli, int gai_error)
+{
     const char *why = gai_error != 0 ? gai_strerror(gai_error) : strerror(errno);
     int v6 = strchr(cli->host, ':') != NULL;
     fprintf(stderr, "%s: cannot listen on %s%s%s:%d: %s\n", cli->program,
             v6 ? "[" : "", cli->host, v6 ? "]" : "", cli->port, why);
-    if (fd >= 0)
-        close(fd);
-    return -1;
 }
 
 void contract_summary(const struct cli *cli, unsigned long long connections,

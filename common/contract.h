@@ -9,11 +9,15 @@
 #define CONTRACT_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "cli.h"
 
-/* Set to 1 by SIGINT or SIGTERM once contract_catch_signals has run. */
-extern volatile sig_atomic_t contract_stop;
+/* Set to 1 by SIGINT or SIGTERM once contract_catch_signals has run. An
+ * atomic, not a volatile sig_atomic_t: that is enough only for the thread the
+ * signal interrupts, and in a threaded server (03) the handler may run on one
+ * thread while others read the flag (ThreadSanitizer calls it a data race). */
+extern atomic_int contract_stop;
 
 /*
  * SIGINT and SIGTERM set contract_stop. They are installed without SA_RESTART,
@@ -51,6 +55,11 @@ int contract_stop_fd(void);
  * reason" on stderr and return -1; the caller exits 1.
  */
 int contract_listen(const struct cli *cli, int backlog);
+
+/* That failure message alone, for a server that opens its listeners some
+ * other way (11's SO_REUSEPORT group): the reason is gai_strerror(gai_error),
+ * or strerror(errno) when gai_error is 0. */
+void contract_listen_failed(const struct cli *cli, int gai_error);
 
 /*
  * accept() as the blocking servers (01-03) use it: wait for a client and

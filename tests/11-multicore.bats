@@ -230,7 +230,7 @@ now_ms() {
     [ "$status" -eq 2 ]
     run "$server" --balance foo
     [ "$status" -eq 2 ]
-    [[ "$output" == *"'foo'"*"--balance"* ]]
+    [[ "$output" == *"'foo'"*"--balance"*"expected reuseport or acceptor"* ]]
     [ "${#lines[@]}" -eq 1 ]
     run "$server" --balance=round-robin
     [ "$status" -eq 2 ]

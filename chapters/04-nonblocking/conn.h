@@ -34,7 +34,8 @@ enum {
 struct conn {
     int fd;
     int eof;                    /* the client half-closed: nothing more will come */
-    int watching;               /* what the model last registered (for 06, 07) */
+    int watching;               /* what the model last registered (07: one epoll_ctl
+                                   only when it changes); unused by 04-06 */
     size_t start, end;          /* echo not yet sent: buf[start, end) */
     char buf[CONN_BUFFER_SIZE];
 };

@@ -143,8 +143,14 @@ int main(int argc, char **argv)
             if (c == NULL)
                 continue;       /* the listener or the stop pipe */
             if (ev & (EPOLLERR | EPOLLHUP)) {
+                /* 06 handed POLLHUP/POLLERR to the read, whose error then
+                 * named the cause. Here the flag itself is enough: the server
+                 * never shuts its own side, so a hang-up means the client
+                 * reset or vanished, and no echo can reach it. Closing now
+                 * saves a read or send that could only fail; the trace says
+                 * "hangup" instead of the errno. Both ways are correct. */
                 TRACE("hangup fd=%d%s", fd, (ev & EPOLLERR) ? " error" : "");
-                close_conn(c);  /* reset or fully closed: nothing to echo to */
+                close_conn(c);
                 continue;
             }
             int wants = conn_service(c, ((ev & EPOLLIN) ? CONN_READABLE : 0) |

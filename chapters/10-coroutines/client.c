@@ -2,7 +2,7 @@
  * Chapter 10 — client: asyncio's echo client, line by line, on tasks.
  *
  *     async def tcp_echo_client(message):                 static intptr_t tcp_echo_client(void *arg)
- *         reader, writer = await asyncio.open_connection(     task_open_connection(loop, host, port,
+ *         reader, writer = await asyncio.open_connection(     task_open_connection(host, port,
  *             '127.0.0.1', 8888)                                  timeout, &s);
  *         print(f'Send: {message!r}')                         TRACE("send %zu bytes", len);
  *         writer.write(message.encode())                      task_write(s, message, len);
@@ -37,9 +37,9 @@ static size_t message_len;
 
 static intptr_t tcp_echo_client(void *arg)
 {
-    struct loop *loop = arg;
+    (void)arg;                      /* no loop to hand over: task_open_connection finds the running one */
     struct stream *s;
-    int rc = task_open_connection(loop, cli.host, cli.port, (unsigned)timeout_ms, &s);
+    int rc = task_open_connection(cli.host, cli.port, (unsigned)timeout_ms, &s);
     if (rc != 0) {
         fprintf(stderr, "client: cannot connect to %s:%d: %s\n", cli.host, cli.port, stream_strerror(rc));
         return 1;
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
     }
     struct loop *loop = loop_new();
     intptr_t result = 1;
-    if (loop == NULL || task_run(loop, tcp_echo_client, loop, &result) < 0)
+    if (loop == NULL || task_run(loop, tcp_echo_client, NULL, &result) < 0)
         perror("client");
     if (loop != NULL)
         loop_free(loop);

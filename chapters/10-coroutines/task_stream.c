@@ -240,8 +240,7 @@ static void withdraw_connect(void *arg)
         stream_cancel_connect(op->connecting);
 }
 
-int task_open_connection(struct loop *loop, const char *host, int port, unsigned timeout_ms,
-                         struct stream **out)
+int task_open_connection(const char *host, int port, unsigned timeout_ms, struct stream **out)
 {
     *out = NULL;
     int rc = task_check();
@@ -249,8 +248,7 @@ int task_open_connection(struct loop *loop, const char *host, int port, unsigned
         return rc;
     struct connect_op op = { .task = task_current(), .host = host, .port = port,
                              .timeout_ms = timeout_ms, .out = out };
-    (void)loop;                     /* the running task's loop */
-    op.start = loop_call_soon(task_loop(op.task), connect_from_loop, &op);
+    op.start = loop_call_soon(loop_current(), connect_from_loop, &op);  /* the one running this task */
     if (op.start == NULL)
         return -errno;
     return (int)task_suspend(withdraw_connect, &op);

@@ -11,7 +11,7 @@
  *     await writer.drain()                     task_drain(s)
  *     writer.write_eof()                       task_write_eof(s)
  *     writer.close(); await wait_closed()      task_close(s); task_wait_closed(s)
- *     await asyncio.open_connection(h, p)      task_open_connection(loop, h, p, ms, &s)
+ *     await asyncio.open_connection(h, p)      task_open_connection(h, p, ms, &s)
  *     await asyncio.start_server(cb, h, p)     task_start_server(loop, h, p, &opts, handler, arg, &gai)
  *
  * Every call here suspends, except task_write, task_write_eof and
@@ -68,10 +68,10 @@ int task_write_eof(struct stream *s);
 void task_close(struct stream *s);
 int task_wait_closed(struct stream *s);
 
-/* Connect; the name is resolved on the loop's stack, not the task's. 0 with
- * *out set, or -errno / STREAM_ERESOLVE. */
-int task_open_connection(struct loop *loop, const char *host, int port, unsigned timeout_ms,
-                         struct stream **out);
+/* Connect, on the loop running the calling task (loop_current(): like
+ * asyncio's, it takes no loop); the name is resolved on the loop's stack,
+ * not the task's. 0 with *out set, or -errno / STREAM_ERESOLVE. */
+int task_open_connection(const char *host, int port, unsigned timeout_ms, struct stream **out);
 
 /* ---- servers: one task per client, running handler(stream, arg) ---- */
 

@@ -763,7 +763,7 @@ static intptr_t connects_with_deadline(void *arg)
     long long until = now_ms() + 3;
     while (now_ms() < until)
         ;
-    int rc = task_open_connection(loop, host, port, 1000, &s);
+    int rc = task_open_connection(host, port, 1000, &s);
     task_restore_deadline(saved);
     if (s != NULL)
         stream_abort(s);
@@ -785,7 +785,7 @@ static intptr_t connect_deadline_main(void *arg)
     task_sleep(5);                  /* a connect started late would run now */
     /* And a connection after it works. */
     struct stream *s = NULL;
-    CHECK(task_open_connection(loop, "127.0.0.1", port, 1000, &s) == 0 && s != NULL, "connect");
+    CHECK(task_open_connection("127.0.0.1", port, 1000, &s) == 0 && s != NULL, "connect");
     task_close(s);
     task_wait_closed(s);
     close(listener);

@@ -5,7 +5,6 @@
 #include "listener.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "contract.h"
 #include "net.h"
 #include "trace.h"
 
@@ -66,11 +66,7 @@ int listener_open_group(const struct cli *cli, struct listener *group, int n)
         fflush(stdout);
         return 0;
     }
-    /* The same message as contract_listen's. */
-    const char *why = gai_error != 0 ? gai_strerror(gai_error) : strerror(errno);
-    int v6 = strchr(cli->host, ':') != NULL;
-    fprintf(stderr, "%s: cannot listen on %s%s%s:%d: %s\n", cli->program,
-            v6 ? "[" : "", cli->host, v6 ? "]" : "", cli->port, why);
+    contract_listen_failed(cli, gai_error);
     if (probe >= 0)
         close(probe);
     while (i-- > 0) {
@@ -89,9 +85,9 @@ static void on_resume(struct loop *loop, void *arg)
 {
     struct listener *l = arg;
     l->resume = NULL;
-    TRACE("resume fd=%d thread=%d", l->fd, l->thread);
+    TRACE("resume fd=%d", l->fd);
     if (listener_watch(loop, l) < 0)
-        TRACE("resume fd=%d error=%s thread=%d", l->fd, strerror(errno), l->thread);
+        TRACE("resume fd=%d error=%s", l->fd, strerror(errno));
 }
 
 /*
@@ -131,14 +127,14 @@ int listener_accept(struct loop *loop, struct listener *l, char *peer, size_t pe
         return -1;
     }
     if (have_reserve) {
-        TRACE("shed reason=EMFILE thread=%d", l->thread);
+        TRACE("shed reason=EMFILE");
     } else if (l->resume == NULL) {
         loop_remove_reader(loop, l->fd);
         l->resume = loop_call_later(loop, PAUSE_MS, on_resume, l);
         if (l->resume == NULL)
             listener_watch(loop, l);    /* no memory for the timer: keep going */
         else
-            TRACE("pause fd=%d reason=EMFILE ms=%d thread=%d", l->fd, PAUSE_MS, l->thread);
+            TRACE("pause fd=%d reason=EMFILE ms=%d", l->fd, PAUSE_MS);
     }
     errno = EMFILE;
     return -1;

@@ -19,7 +19,6 @@ struct worker;
 
 struct listener {
     int fd;                         /* -1 when closed */
-    int thread;                     /* for the traces: 0 is the main thread */
     struct worker *owner;           /* reuseport: the worker it feeds; acceptor: NULL */
     loop_io_callback *on_accept;    /* called with the listener as arg */
     struct loop_handle *resume;     /* set while paused, out of descriptors */

@@ -2,7 +2,7 @@
  * Chapter 11 — multicore: chapter 08's server, times N threads.
  *
  * One event loop runs on one thread, so it uses one core, however many the
- * machine has. This server runs N workers (worker.c: 08's echo callbacks),
+ * machine has. This server runs N workers (worker.c: a loop and 08's echo.c),
  * each on its own thread with its own loop. They share nothing; the only
  * question is how connections reach them, and --balance picks the answer:
  *
@@ -75,10 +75,10 @@ static void hand_off(int fd)
     struct handoff *h = malloc(sizeof *h);
     if (h != NULL) {
         *h = (struct handoff){ .to = to, .fd = fd };
-        TRACE("handoff fd=%d to=%d thread=0", fd, to->id);
+        TRACE("handoff fd=%d to=%d", fd, to->id);
     }
     if (h == NULL || loop_call_soon_threadsafe(to->loop, adopt_handoff, h) < 0) {
-        TRACE("refuse fd=%d reason=%s thread=0", fd, strerror(errno));
+        TRACE("refuse fd=%d reason=%s", fd, strerror(errno));
         free(h);
         close(fd);
     }
@@ -93,10 +93,10 @@ static void on_accept(struct loop *loop, int listen_fd, void *arg)
         int fd = listener_accept(loop, l, peer, sizeof peer);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EMFILE)
-                TRACE("accept error=%s thread=%d", strerror(errno), l->thread);
+                TRACE("accept error=%s", strerror(errno));
             return;
         }
-        TRACE("accept fd=%d peer=%s thread=%d", fd, peer, l->thread);
+        TRACE("accept fd=%d peer=%s", fd, peer);
         if (l->owner != NULL)
             worker_adopt(l->owner, fd);     /* reuseport: we are on its thread */
         else
@@ -119,7 +119,7 @@ static void on_stop(struct loop *loop, void *arg)
     (void)arg;
     if (server.stopped++)
         return;
-    TRACE("stop threads=%d thread=0", server.started);
+    TRACE("stop threads=%d", server.started);
     listener_close(loop, &server.acceptor);
     loop_remove_stop_handler(loop);
     /* Each loop runs its thread-safe calls in the order they were queued. So
@@ -151,7 +151,7 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
     if (server.workers == NULL || server.listeners == NULL || net_reserve_open() < 0)
         goto failed;
     for (int i = 0; i < n; i++)
-        server.listeners[i] = (struct listener){ .fd = -1, .thread = i + 1, .on_accept = on_accept,
+        server.listeners[i] = (struct listener){ .fd = -1, .on_accept = on_accept,
                                                  .owner = &server.workers[i] };
     for (int i = 0; i < n; i++)
         if (worker_init(&server.workers[i], i + 1) < 0)
@@ -198,8 +198,8 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
     work_join();
     for (int i = 0; server.workers != NULL && i < server.count; i++) {
         struct worker *w = &server.workers[i];
-        served += w->served;
-        echoed += w->echoed;
+        served += w->echo.served;
+        echoed += w->echo.echoed;
         if (w->loop != NULL && server.listeners != NULL)
             listener_close(w->loop, &server.listeners[i]);  /* its thread never started */
         if (worker_free(w) < 0) {
@@ -217,7 +217,7 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
         fprintf(stderr, "%s: served %llu connection%s, echoed %llu bytes (per thread:", cli->program,
                 served, served == 1 ? "" : "s", echoed);
         for (int i = 0; i < server.count; i++)
-            fprintf(stderr, " %llu", server.workers[i].served);
+            fprintf(stderr, " %llu", server.workers[i].echo.served);
         fprintf(stderr, ")\n");
     }
     free(server.workers);
@@ -225,57 +225,31 @@ static int finish(const struct cli *cli, struct loop *loop, int status)
     return status;
 }
 
-/* cli takes numbers and flags; --balance takes a word, so it is taken out
- * of argv here, before cli_parse sees the rest. */
-static int take_balance(struct cli *cli, int *argc, char **argv)
-{
-    int kept = 1;
-    for (int i = 1; i < *argc; i++) {
-        const char *value;
-        if (strcmp(argv[i], "--balance") == 0 && i + 1 < *argc)
-            value = argv[++i];
-        else if (strncmp(argv[i], "--balance=", 10) == 0)
-            value = argv[i] + 10;
-        else if (strcmp(argv[i], "--balance") == 0)
-            value = "";
-        else {
-            argv[kept++] = argv[i];
-            continue;
-        }
-        server.use_acceptor = strcmp(value, "acceptor") == 0;
-        if (!server.use_acceptor && strcmp(value, "reuseport") != 0) {
-            snprintf(cli->error, sizeof cli->error,
-                     "bad value '%s' for --balance: expected reuseport or acceptor", value);
-            return CLI_ERROR;
-        }
-    }
-    *argc = kept;
-    argv[kept] = NULL;
-    return CLI_OK;
-}
-
 int main(int argc, char **argv)
 {
-    long threads = 0, idle_seconds = 0, work_thread = 0, unused = 0;
+    static const char *const balance_modes[] = { "reuseport", "acceptor", NULL };
+    long threads = 0, balance = 0, idle_seconds = 0, work_thread = 0;
     const struct cli_option options[] = {
         { "--threads", "N", "event loops, a thread each (default: the online CPUs)",
           1, MAX_THREADS, &threads },
-        { "--balance", "MODE", "reuseport (default): a listener per loop; acceptor: one thread accepts",
-          0, 0, &unused },
         { "--idle-timeout", "SECONDS", "close a connection silent this long (default: never)",
           1, 86400, &idle_seconds },
         { "--work-thread", NULL, "demo: \"/sleep MS\" blocks a work thread MS ms, then echoes",
           0, 0, &work_thread },
         { 0 },
     };
+    const struct cli_choice choices[] = {
+        { "--balance", "MODE", "reuseport (default): a listener per loop; acceptor: one thread accepts",
+          balance_modes, &balance },
+        { 0 },
+    };
     struct cli cli = {
         .program = "server",
         .about = "Chapter 11: one event loop per thread; the kernel or an acceptor spreads the clients.",
         .options = options,
+        .choices = choices,
     };
-    int parsed = take_balance(&cli, &argc, argv);
-    if (parsed == CLI_OK)
-        parsed = cli_parse(&cli, argc, argv);
+    int parsed = cli_parse(&cli, argc, argv);
     if (parsed != CLI_OK)
         return cli_exit_code(&cli, parsed);
     if (threads == 0) {
@@ -283,11 +257,13 @@ int main(int argc, char **argv)
         threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
     }
     server.count = (int)threads;
+    server.use_acceptor = balance == 1;     /* balance_modes[1] */
     server.acceptor = (struct listener){ .fd = -1, .on_accept = on_accept };
     worker_options.idle_timeout_ms = idle_seconds * 1000;
     worker_options.work_thread = (int)work_thread;
     signal(SIGPIPE, SIG_IGN);
-    TRACE("fd limit raised to %ld thread=0", net_raise_fd_limit());
+    trace_set_thread(0);                        /* each worker sets its own */
+    TRACE("fd limit raised to %ld", net_raise_fd_limit());
 
     struct loop *loop = loop_new();
     if (loop == NULL) {

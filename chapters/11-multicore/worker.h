@@ -1,32 +1,26 @@
 /*
- * worker: one event loop's echo server, run by one thread.
+ * worker: one event loop, run by one thread, with chapter 08's echo on it.
  *
- * This is chapter 08's server.c with its globals gathered into a struct, so
- * that every thread can have its own: its own loop, clients, counters and
- * scratch buffer. Only the worker's own thread touches them (other threads
- * reach it only through loop_call_soon_threadsafe), so none of it needs a lock.
+ * 08's echo keeps all its state in a struct echo (echo.h), so every thread
+ * can have its own: its own loop, clients, counters and scratch buffer. Only
+ * the worker's own thread touches them (other threads reach it only through
+ * loop_call_soon_threadsafe), so none of it needs a lock.
  */
 #ifndef WORKER_H
 #define WORKER_H
 
 #include <pthread.h>
 
+#include "echo.h"
 #include "loop.h"
-
-#define WORKER_READ_SIZE 16384  /* one read; also the most echo a client may owe */
-
-struct client;
 
 struct worker {
     int id;                     /* 1..N: the "thread=N" of the traces */
     pthread_t thread;           /* the one that runs it (set by whoever starts it) */
     struct loop *loop;
-    struct client *clients;     /* every client, for the stop */
-    long client_count;
+    struct echo echo;           /* 08's: the clients, the counts, the scratch buffer */
     long jobs;                  /* --work-thread jobs not back yet */
     int stopping;
-    unsigned long long served, echoed;
-    char scratch[WORKER_READ_SIZE]; /* shared by this loop's clients only */
 };
 
 /* Set once by main, before any thread starts; read-only afterwards. */
@@ -41,8 +35,9 @@ int worker_init(struct worker *w, int id);
 /* On the worker's thread: serve the connected, non-blocking socket fd. */
 void worker_adopt(struct worker *w, int fd);
 
-/* Run the loop on the calling thread until worker_stop has run and every
- * job this worker handed to the work thread has come back. */
+/* On the calling thread (it becomes "thread=ID" in the traces): run the loop
+ * until worker_stop has run and every job this worker handed to the work
+ * thread has come back. */
 int worker_run(struct worker *w);
 
 /* On the worker's thread: close every client. From another thread:
