@@ -5,7 +5,6 @@
  *     ./test_loop            run every case; exit 1 if any failed
  *     ./test_loop NAME       run one case (tests/08-event-loop.bats does this)
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
