@@ -125,3 +125,17 @@ unit() { unit_case "$TEST_LOOP" "$1"; }
     close_conn "$a"; close_conn "$b"
     stop_server
 }
+
+# tests/run runs this suite again with LOOP_BACKEND=poll after rebuilding:
+# this proves that second run tests the poll backend, not a stale epoll build.
+@test "08 loop: built with the backend asked for (LOOP_BACKEND=poll: poll and a pipe, no epoll, no eventfd)" {
+    command -v nm >/dev/null || skip "nm is not installed"
+    [[ $(uname -s) == Linux ]] || skip "off Linux the poll backend is the only one"
+    run nm -u "$TEST_LOOP"
+    if [[ ${LOOP_BACKEND:-} == poll ]]; then
+        [[ $output == *" poll"* && $output == *" pipe"* ]]
+        [[ $output != *epoll_wait* && $output != *eventfd* ]]
+    else
+        [[ $output == *epoll_wait* && $output == *eventfd* ]]
+    fi
+}
