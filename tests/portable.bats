@@ -39,3 +39,18 @@ LINUX_ONLY_HEADERS='/(sys/(epoll|eventfd|signalfd|timerfd|prctl|syscall|sendfile
     done
     [ "$bad" -eq 0 ]
 }
+
+# Apple's assembler wants _name and knows no .type or .size; clang can
+# assemble for its targets from here, so the Mac's switch.S is checked too.
+@test "portable: switch.S assembles for macOS on arm64 and x86-64 (Mach-O), and for ELF, naming both functions" {
+    command -v clang >/dev/null && command -v llvm-nm >/dev/null || skip "needs clang and llvm-nm"
+    local target prefix
+    for target in arm64-apple-macos11 x86_64-apple-macos11 aarch64-linux-gnu x86_64-linux-gnu aarch64-unknown-freebsd; do
+        prefix=; [[ $target == *apple* ]] && prefix=_
+        clang --target="$target" -c -o "$BATS_TEST_TMPDIR/switch.o" "$ROOT/chapters/10-coroutines/switch.S"
+        run llvm-nm "$BATS_TEST_TMPDIR/switch.o"
+        echo "$target: $output"
+        grep -Eq " T ${prefix}ctx_switch$" <<<"$output"
+        grep -Eq " T ${prefix}ctx_boot$" <<<"$output"
+    done
+}
