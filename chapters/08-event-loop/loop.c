@@ -28,9 +28,10 @@
 #include "loop_backend.h"
 
 /* Linux has epoll and eventfd; everywhere else (and on Linux with
- * make LOOP_BACKEND=poll, so that it is tested) poll and a pipe. The backend
- * file is included, not linked, as Redis's ae.c does: every program that
- * links loop.c gets the right one without naming it. */
+ * -DLOOP_BACKEND_POLL, which make passes for the poll backend, so that it
+ * is tested here) poll and a pipe. The backend file is included, not
+ * linked, as Redis's ae.c does: every program that links loop.c gets the
+ * right one without naming it. */
 #if defined(__linux__) && !defined(LOOP_BACKEND_POLL)
 #include "loop_epoll.c"
 #define LOOP_EVENTFD 1

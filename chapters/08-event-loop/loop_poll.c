@@ -1,6 +1,6 @@
 /*
  * loop_poll.c: the poll backend of loop_backend.h, for any POSIX system
- * (macOS, the BSDs; on Linux with make LOOP_BACKEND=poll). Included by
+ * (macOS, the BSDs; on Linux with -DLOOP_BACKEND_POLL). Included by
  * loop.c, not compiled on its own.
  *
  * poll has no interest list in the kernel: the backend keeps one, an array
