@@ -27,6 +27,7 @@ unit() { unit_case "$TEST_LOOP" "$1"; }
 @test "08 loop: a timer re-armed at a past time runs once per iteration, and older due timers still run" { unit past-timer-no-starvation; }
 @test "08 loop: a delay too long to count in microseconds means never, not a time in the past" { unit far-timers; }
 @test "08 loop: loop_current: each thread sees its own loop, the running one first" { unit current-per-thread; }
+@test "08 loop: with more descriptors ready than one wait reports, the next wait serves the rest" { unit many-ready; }
 
 @test "08: --idle-timeout closes a silent client after about the timeout" {
     start_server 08-event-loop --idle-timeout 1 -v

@@ -126,10 +126,9 @@ static int backend_wait(struct backend *b, struct backend_event *ready, int max,
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     int found = 0;
-    if (b->cursor >= b->count)
-        b->cursor = 0;
+    size_t start = b->cursor < b->count ? b->cursor : 0;
     for (size_t k = 0; k < b->count && found < n && found < max; k++) {
-        size_t i = (b->cursor + k) % b->count;
+        size_t i = (start + k) % b->count;
         short e = b->fds[i].revents;
         if (e == 0)
             continue;
