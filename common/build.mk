@@ -12,6 +12,8 @@
 #   make SANITIZE=thread  build with ThreadSanitizer, for the threaded chapters
 #                     (03, 11): a data race makes the program exit 66
 #   make CC=clang     any C11 compiler
+#   make LOOP_BACKEND=poll   chapter 08's loop (and every chapter on it) with
+#                     its portable backend, poll and a self-pipe, as off Linux
 
 COMMON_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 COMMON_SOURCES := $(wildcard $(COMMON_DIR)/*.c)
@@ -28,6 +30,11 @@ endif
 ifeq ($(SANITIZE),thread)
 CFLAGS += -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 LDFLAGS += -fsanitize=thread
+endif
+ifeq ($(LOOP_BACKEND),poll)
+CPPFLAGS += -DLOOP_BACKEND_POLL
+else ifneq ($(filter-out epoll,$(LOOP_BACKEND)),)
+$(error LOOP_BACKEND=$(LOOP_BACKEND): say poll, or nothing for the platform's own)
 endif
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
@@ -53,8 +60,9 @@ all:
 endif
 
 .SECONDEXPANSION:
-# A program depends on its sources, the headers beside them, and common/.
-$(PROGRAMS): %: $$($$*_SOURCES) $$(wildcard $$(addsuffix *.h,$$(sort $$(dir $$($$*_SOURCES))))) $(COMMON_SOURCES) $(COMMON_HEADERS) .cflags
+# A program depends on its sources, the files beside them (headers, and
+# files included whole, like 08's loop backends), and common/.
+$(PROGRAMS): %: $$($$*_SOURCES) $$(wildcard $$(addsuffix *.[ch],$$(sort $$(dir $$($$*_SOURCES))))) $(COMMON_SOURCES) $(COMMON_HEADERS) .cflags
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $($@_SOURCES) $(COMMON_SOURCES) $(LDLIBS)
 
 clean:

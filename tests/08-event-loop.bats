@@ -27,6 +27,7 @@ unit() { unit_case "$TEST_LOOP" "$1"; }
 @test "08 loop: a timer re-armed at a past time runs once per iteration, and older due timers still run" { unit past-timer-no-starvation; }
 @test "08 loop: a delay too long to count in microseconds means never, not a time in the past" { unit far-timers; }
 @test "08 loop: loop_current: each thread sees its own loop, the running one first" { unit current-per-thread; }
+@test "08 loop: with more descriptors ready than one wait reports, the next wait serves the rest" { unit many-ready; }
 
 @test "08: --idle-timeout closes a silent client after about the timeout" {
     start_server 08-event-loop --idle-timeout 1 -v
@@ -124,4 +125,18 @@ unit() { unit_case "$TEST_LOOP" "$1"; }
     [ "$reply" = "b" ]
     close_conn "$a"; close_conn "$b"
     stop_server
+}
+
+# tests/run runs this suite again with LOOP_BACKEND=poll after rebuilding:
+# this proves that second run tests the poll backend, not a stale epoll build.
+@test "08 loop: built with the backend asked for (LOOP_BACKEND=poll: poll and a pipe, no epoll, no eventfd)" {
+    command -v nm >/dev/null || skip "nm is not installed"
+    [[ $(uname -s) == Linux ]] || skip "off Linux the poll backend is the only one"
+    run nm -u "$TEST_LOOP"
+    if [[ ${LOOP_BACKEND:-} == poll ]]; then
+        [[ $output == *" poll"* && $output == *" pipe"* ]]
+        [[ $output != *epoll_wait* && $output != *eventfd* ]]
+    else
+        [[ $output == *epoll_wait* && $output == *eventfd* ]]
+    fi
 }

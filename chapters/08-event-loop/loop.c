@@ -7,25 +7,40 @@
  *     backend is told to watch, and a generation number (see dispatch_io);
  *   - a min-heap of timers ordered by (deadline, sequence number);
  *   - a FIFO of callbacks for call_soon;
- *   - a mutex-protected list of thread-safe calls, and an eventfd that other
- *     threads and signal handlers write to, to wake the loop.
+ *   - a mutex-protected list of thread-safe calls, and a wake-up descriptor
+ *     that other threads and signal handlers write to, to wake the loop (an
+ *     eventfd on Linux; elsewhere a pipe, the classic "self-pipe").
+ *
+ * Readiness itself (epoll, poll) is behind the six functions of
+ * loop_backend.h, one file per backend, chosen below when the file is built.
  */
-#define _GNU_SOURCE
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_READ 1u
-#define LOOP_WRITE 2u
-#define LOOP_ERROR 4u           /* error or hang-up: both callbacks find out */
+#include "loop_backend.h"
+
+/* Linux has epoll and eventfd; everywhere else (and on Linux with
+ * -DLOOP_BACKEND_POLL, which make passes for the poll backend, so that it
+ * is tested here) poll and a pipe. The backend file is included, not
+ * linked, as Redis's ae.c does: every program that links loop.c gets the
+ * right one without naming it. */
+#if defined(__linux__) && !defined(LOOP_BACKEND_POLL)
+#include "loop_epoll.c"
+#define LOOP_EVENTFD 1
+#include <sys/eventfd.h>
+#else
+#include "loop_poll.c"
+#define LOOP_EVENTFD 0
+#endif
+
 #define MAX_EVENTS 256
 #define MAX_SIGNAL 65           /* signals 1..64 */
 
@@ -47,11 +62,6 @@ struct io_watch {
     void *read_arg, *write_arg;
     uint32_t events;            /* what the backend watches: LOOP_READ|LOOP_WRITE */
     uint32_t generation;        /* +1 each time fd leaves the backend */
-};
-
-struct ready_event {
-    uint64_t token;             /* fd and generation, as registered */
-    uint32_t events;
 };
 
 struct signal_watch {
@@ -78,55 +88,15 @@ struct loop {
 
     pthread_mutex_t threadsafe_lock;
     struct loop_handle *threadsafe_head, *threadsafe_tail;
-    int wake_fd;                /* eventfd: other threads and signals poke it */
+    int wake_fd;                /* read end: the loop watches it */
+    int wake_write_fd;          /* other threads and signals write here (eventfd: the same) */
 
     struct signal_watch signals[MAX_SIGNAL];
     size_t signal_count;
 
-    int epoll_fd;               /* the backend's state */
-    struct ready_event ready[MAX_EVENTS];
+    struct backend *backend;
+    struct backend_event ready[MAX_EVENTS];
 };
-
-/* ---- the backend: the only part that knows about epoll ------------------
- * select or poll would plug in here, behind the same four functions. */
-
-static int backend_init(struct loop *loop)
-{
-    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    return loop->epoll_fd < 0 ? -1 : 0;
-}
-
-static void backend_free(struct loop *loop)
-{
-    close(loop->epoll_fd);
-}
-
-/* Tell the backend to watch fd for `events` instead of `old` (0 = not at all). */
-static int backend_watch(struct loop *loop, int fd, uint32_t old, uint32_t events, uint64_t token)
-{
-    struct epoll_event ev = {
-        .events = ((events & LOOP_READ) ? EPOLLIN : 0) | ((events & LOOP_WRITE) ? EPOLLOUT : 0),
-        .data.u64 = token,
-    };
-    int op = old == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-    return epoll_ctl(loop->epoll_fd, op, fd, &ev);
-}
-
-/* Sleep up to timeout_ms (-1: no limit); fill loop->ready. Returns the count. */
-static int backend_wait(struct loop *loop, int timeout_ms)
-{
-    struct epoll_event events[MAX_EVENTS];
-    int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, timeout_ms);
-    if (n < 0)
-        return errno == EINTR ? 0 : -1;
-    for (int i = 0; i < n; i++) {
-        uint32_t e = events[i].events;
-        loop->ready[i].token = events[i].data.u64;
-        loop->ready[i].events = ((e & EPOLLIN) ? LOOP_READ : 0) | ((e & EPOLLOUT) ? LOOP_WRITE : 0) |
-                                ((e & (EPOLLERR | EPOLLHUP)) ? LOOP_ERROR : 0);
-    }
-    return n;
-}
 
 /* ---- time ---------------------------------------------------------------- */
 
@@ -154,6 +124,16 @@ static uint64_t token_of(int fd, uint32_t generation)
     return (uint64_t)generation << 32 | (uint32_t)fd;
 }
 
+/* Tell the backend to watch fd for `events` instead of `old` (0 = not at all). */
+static int watch_backend(struct loop *loop, int fd, uint32_t old, uint32_t events, uint64_t token)
+{
+    if (old == 0)
+        return backend_add(loop->backend, fd, events, token);
+    if (events == 0)
+        return backend_delete(loop->backend, fd);
+    return backend_modify(loop->backend, fd, events, token);
+}
+
 /* Set (cb != NULL) or clear one direction of fd, and update the backend. */
 static int set_watch(struct loop *loop, int fd, uint32_t direction, loop_io_callback *cb, void *arg)
 {
@@ -178,8 +158,7 @@ static int set_watch(struct loop *loop, int fd, uint32_t direction, loop_io_call
     uint32_t events = cb != NULL ? (w->events | direction) : (w->events & ~direction);
     if (w->events == 0 && events != 0)
         w->generation++;        /* a new registration: events for an old one are stale */
-    if (events != w->events &&
-        backend_watch(loop, fd, w->events, events, token_of(fd, w->generation)) < 0)
+    if (events != w->events && watch_backend(loop, fd, w->events, events, token_of(fd, w->generation)) < 0)
         return -1;
     int was_set = (w->events & direction) != 0;
     if (direction == LOOP_READ) {
@@ -456,11 +435,13 @@ void loop_cancel(struct loop *loop, struct loop_handle *h)
 static volatile sig_atomic_t signal_pending[MAX_SIGNAL];
 static volatile sig_atomic_t signal_wake_fd[MAX_SIGNAL];
 
+/* An eventfd adds the 8-byte value to its counter; a pipe just holds the
+ * bytes. Either way the read end is now readable. */
 static void wake(int fd)
 {
     uint64_t one = 1;
     ssize_t ignored = write(fd, &one, sizeof one);  /* async-signal-safe */
-    (void)ignored;      /* EAGAIN: the counter is already huge, the loop will wake */
+    (void)ignored;      /* EAGAIN: the counter (or the pipe) is full, the loop will wake */
 }
 
 /* The whole signal handler: record, wake, return. The work happens in the
@@ -486,18 +467,24 @@ int loop_call_soon_threadsafe(struct loop *loop, loop_callback *cb, void *arg)
         loop->threadsafe_head = h;
     loop->threadsafe_tail = h;
     pthread_mutex_unlock(&loop->threadsafe_lock);
-    wake(loop->wake_fd);
+    wake(loop->wake_write_fd);
     return 0;
 }
 
 /* The wake-up descriptor is readable: collect thread-safe calls and signals. */
 static void on_wake(struct loop *loop, int fd, void *arg)
 {
-    uint64_t count;
+    uint64_t drain[32];
     (void)arg;
-    /* Reset the counter first: a call queued after this point wakes us again. */
-    while (read(fd, &count, sizeof count) < 0 && errno == EINTR)
-        ;
+    /* Empty it first (one read resets an eventfd; a pipe may hold many
+     * pokes): a call queued after this point wakes us again. */
+    for (;;) {
+        ssize_t n = read(fd, drain, sizeof drain);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < (ssize_t)sizeof drain || LOOP_EVENTFD)
+            break;
+    }
     pthread_mutex_lock(&loop->threadsafe_lock);
     struct loop_handle *h = loop->threadsafe_head;
     loop->threadsafe_head = loop->threadsafe_tail = NULL;
@@ -517,7 +504,7 @@ static void on_wake(struct loop *loop, int fd, void *arg)
 int loop_add_signal_handler(struct loop *loop, int signo, loop_callback *cb, void *arg)
 {
     if (signo <= 0 || signo >= MAX_SIGNAL || cb == NULL ||
-        (signal_wake_fd[signo] >= 0 && signal_wake_fd[signo] != loop->wake_fd)) {
+        (signal_wake_fd[signo] >= 0 && signal_wake_fd[signo] != loop->wake_write_fd)) {
         errno = EINVAL;         /* bad signal, or another loop has it */
         return -1;
     }
@@ -529,7 +516,7 @@ int loop_add_signal_handler(struct loop *loop, int signo, loop_callback *cb, voi
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART;   /* nothing should see EINTR because of us */
         signal_pending[signo] = 0;
-        signal_wake_fd[signo] = loop->wake_fd;
+        signal_wake_fd[signo] = loop->wake_write_fd;
         if (sigaction(signo, &sa, &s->previous) < 0) {
             signal_wake_fd[signo] = -1;
             return -1;
@@ -587,6 +574,38 @@ static void init_signal_table(void)
         signal_wake_fd[i] = -1;
 }
 
+/* The wake-up descriptor(s): fds[0] to watch, fds[1] to write to. */
+static int wake_open(int fds[2])
+{
+#if LOOP_EVENTFD
+    fds[0] = fds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fds[0] < 0 ? -1 : 0;
+#else
+    /* Both ends non-blocking: a full pipe must not block a signal handler,
+     * and draining stops at "empty" instead of waiting. */
+    if (pipe(fds) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0 ||
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
+            int saved = errno;
+            close(fds[0]);
+            close(fds[1]);
+            errno = saved;
+            return -1;
+        }
+    return 0;
+#endif
+}
+
+static void wake_close(struct loop *loop)
+{
+    if (loop->wake_write_fd >= 0 && loop->wake_write_fd != loop->wake_fd)
+        close(loop->wake_write_fd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+}
+
 struct loop *loop_new(void)
 {
     pthread_once(&signals_once, init_signal_table);
@@ -594,16 +613,17 @@ struct loop *loop_new(void)
     if (loop == NULL)
         return NULL;
     loop->now_us = clock_us();
-    loop->epoll_fd = -1;
-    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (loop->wake_fd < 0 || backend_init(loop) < 0 ||
+    int fds[2] = {-1, -1};
+    int ok = wake_open(fds) == 0;
+    loop->wake_fd = fds[0];
+    loop->wake_write_fd = fds[1];
+    if (!ok || (loop->backend = backend_create()) == NULL ||
         pthread_mutex_init(&loop->threadsafe_lock, NULL) != 0 ||
         set_watch(loop, loop->wake_fd, LOOP_READ, on_wake, NULL) < 0) {
         int saved = errno;
-        if (loop->wake_fd >= 0)
-            close(loop->wake_fd);
-        if (loop->epoll_fd >= 0)
-            backend_free(loop);
+        wake_close(loop);
+        if (loop->backend != NULL)
+            backend_free(loop->backend);
         free(loop->watches);
         free(loop);
         errno = saved;
@@ -630,8 +650,8 @@ int loop_free(struct loop *loop)
         errno = EBUSY;
         return -1;
     }
-    backend_free(loop);
-    close(loop->wake_fd);
+    backend_free(loop->backend);
+    wake_close(loop);
     pthread_mutex_destroy(&loop->threadsafe_lock);
     free(loop->watches);
     free(loop->heap);
@@ -673,7 +693,8 @@ int loop_run_once(struct loop *loop)
     struct loop *outer = running_loop;      /* a loop may run another, nested */
     running_loop = loop;
     loop->now_us = clock_us();
-    int count = backend_wait(loop, sleep_budget_ms(loop));     /* steps 1-2 */
+    int count = backend_wait(loop->backend, loop->ready, MAX_EVENTS,   /* steps 1-2 */
+                             sleep_budget_ms(loop));
     if (count >= 0) {
         loop->now_us = clock_us();                              /* step 3 */
         dispatch_io(loop, count);                               /* step 4 */

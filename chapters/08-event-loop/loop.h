@@ -25,7 +25,7 @@
  *      stop was asked; until the earliest timer if there is one (rounded UP
  *      to a whole millisecond, so it never wakes a hair early and spins);
  *      otherwise for as long as it takes.
- *   2. Sleep in the backend (epoll_wait) until a descriptor is ready, a timer
+ *   2. Sleep in the backend (epoll_wait, or poll) until a descriptor is ready, a timer
  *      is due, or another thread or a signal pokes the wake-up descriptor.
  *   3. Read the clock once; that is loop_time() for the whole iteration.
  *   4. Call the reader and writer callbacks of the ready descriptors. A
@@ -65,7 +65,7 @@ struct loop_handle;
 typedef void loop_callback(struct loop *loop, void *arg);
 typedef void loop_io_callback(struct loop *loop, int fd, void *arg);
 
-/* Create a loop (with its epoll and wake-up descriptors). */
+/* Create a loop (with its backend and wake-up descriptors). */
 struct loop *loop_new(void);
 
 /* Free the loop. Refuses with EBUSY while anything is still registered or

@@ -5,7 +5,6 @@
  *     ./test_loop            run every case; exit 1 if any failed
  *     ./test_loop NAME       run one case (tests/08-event-loop.bats does this)
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -566,6 +565,54 @@ static int test_current_per_thread(void)
     return loop_free(run);
 }
 
+/*
+ * More descriptors ready at once than one wait reports (256): each wait
+ * hands back the next ones, not the first 256 again. 270 pipes stay
+ * readable (nobody reads them); in two iterations every reader has run.
+ */
+enum { MANY = 270 };
+static int many_runs[MANY];
+
+static void on_many(struct loop *loop, int fd, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    many_runs[(int *)arg - many_runs]++;
+}
+
+static int test_many_ready(void)
+{
+    struct loop *loop = loop_new();
+    CHECK(loop != NULL, "loop_new");
+    static int p[MANY][2];
+    int opened = 0, ok = 1;
+    for (; opened < MANY && ok; opened++) {
+        ok = pipe(p[opened]) == 0;
+        if (!ok)
+            break;
+        many_runs[opened] = 0;
+        ok = write(p[opened][1], "x", 1) == 1 &&
+             loop_add_reader(loop, p[opened][0], on_many, &many_runs[opened]) == 0;
+    }
+    int never = -1;
+    if (ok) {
+        loop_run_once(loop);
+        loop_run_once(loop);
+        for (int i = 0; i < MANY && never < 0; i++)
+            if (many_runs[i] == 0)
+                never = i;
+    }
+    for (int i = 0; i < opened; i++) {
+        loop_remove_reader(loop, p[i][0]);
+        close(p[i][0]);
+        close(p[i][1]);
+    }
+    loop_free(loop);
+    CHECK(ok, "could not open and watch %d pipes: %s", MANY, strerror(errno));
+    CHECK(never < 0, "pipe %d of %d was never served in two iterations", never + 1, MANY);
+    return 0;
+}
+
 static const struct unit_case cases[] = {
     { "timer-order", test_timer_order },
     { "cancel", test_cancel },
@@ -584,6 +631,7 @@ static const struct unit_case cases[] = {
     { "past-timer-no-starvation", test_past_timer_no_starvation },
     { "far-timers", test_far_timers },
     { "current-per-thread", test_current_per_thread },
+    { "many-ready", test_many_ready },
 };
 
 int main(int argc, char **argv)

@@ -13,7 +13,6 @@
  * copied into the stream's own buffer. So a stream whose reads keep up owns
  * no buffer and no read allocates.
  */
-#define _GNU_SOURCE
 #include "stream.h"
 
 #include <errno.h>

@@ -6,7 +6,6 @@
  *     ./test_stream            every case
  *     ./test_stream NAME       one case (tests/09-streams.bats does this)
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>

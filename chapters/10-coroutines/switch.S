@@ -7,6 +7,32 @@
  */
 #include "switch.h"
 
+/*
+ * ELF (Linux, the BSDs) and Apple's Mach-O spell a function differently:
+ * Apple prefixes C names with an underscore and has no .type or .size.
+ * (Apple's arm64 ABI also reserves x18 for the system: this file never
+ * touches it.)
+ */
+#if defined(__APPLE__)
+        .macro  function_begin name
+        .globl  _\name
+        .p2align 4
+_\name:
+        .endm
+        .macro  function_end name
+        .endm
+#else
+        .macro  function_begin name
+        .globl  \name
+        .type   \name, %function
+        .p2align 4
+\name:
+        .endm
+        .macro  function_end name
+        .size   \name, .-\name
+        .endm
+#endif
+
 #if CTX_ASSEMBLY && defined(__x86_64__)
 /*
  * rdi = from, rsi = to. The System V ABI makes rbx, rbp, r12-r15
@@ -15,10 +41,7 @@
  * frame a multiple of 16 bytes.
  */
         .text
-        .globl  ctx_switch
-        .type   ctx_switch, @function
-        .p2align 4
-ctx_switch:
+function_begin ctx_switch
         pushq   %rbp
         pushq   %rbx
         pushq   %r12
@@ -40,18 +63,15 @@ ctx_switch:
         popq    %rbx
         popq    %rbp
         ret
-        .size   ctx_switch, .-ctx_switch
+function_end ctx_switch
 
 /* r12 = the argument, r13 = the entry; rsp is 16-byte aligned here, as a
  * call wants it. The entry never returns. */
-        .globl  ctx_boot
-        .type   ctx_boot, @function
-        .p2align 4
-ctx_boot:
+function_begin ctx_boot
         movq    %r12, %rdi
         callq   *%r13
         ud2
-        .size   ctx_boot, .-ctx_boot
+function_end ctx_boot
 
 #elif CTX_ASSEMBLY && defined(__aarch64__)
 /*
@@ -61,10 +81,7 @@ ctx_boot:
  * in hardware. ret jumps to x30: the other side's return address.
  */
         .text
-        .globl  ctx_switch
-        .type   ctx_switch, %function
-        .p2align 4
-ctx_switch:
+function_begin ctx_switch
         sub     sp, sp, #176
         stp     x19, x20, [sp, #0]
         stp     x21, x22, [sp, #16]
@@ -96,17 +113,14 @@ ctx_switch:
         ldp     d14, d15, [sp, #144]
         add     sp, sp, #176
         ret
-        .size   ctx_switch, .-ctx_switch
+function_end ctx_switch
 
 /* x19 = the argument, x20 = the entry. */
-        .globl  ctx_boot
-        .type   ctx_boot, %function
-        .p2align 4
-ctx_boot:
+function_begin ctx_boot
         mov     x0, x19
         blr     x20
         brk     #0
-        .size   ctx_boot, .-ctx_boot
+function_end ctx_boot
 #endif
 
 /* This file needs no executable stack: say so, or the linker assumes it does. */

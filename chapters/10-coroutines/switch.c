@@ -5,7 +5,6 @@
  * calls the entry function. Elsewhere than x86-64 and AArch64, ucontext does
  * the same, at the price of a system call per switch.
  */
-#define _GNU_SOURCE
 #include "switch.h"
 
 #include <stdint.h>

@@ -30,10 +30,18 @@
  * cancel or a deadline calls that first, then wakes the task: nothing it
  * waited on can complete later, so nothing outlives the call that waited.
  */
+/* Stacks want more than POSIX 2008 offers: anonymous memory (MAP_ANON is
+ * POSIX only since 2024), and on Linux lazy commit and guard regions. Ask
+ * the system for them; without them the code below falls back to POSIX. */
+#if defined(__linux__)
 #define _GNU_SOURCE
+#elif defined(__APPLE__)
+#define _DARWIN_C_SOURCE
+#endif
 #include "task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +63,17 @@
 #endif
 
 /* Linux 6.13's lightweight guard pages (older headers lack the name). */
-#ifndef MADV_GUARD_INSTALL
+#if defined(__linux__) && !defined(MADV_GUARD_INSTALL)
 #define MADV_GUARD_INSTALL 102
+#endif
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0             /* macOS and the BSDs commit lazily anyway */
+#endif
+#ifndef MAP_STACK
+#define MAP_STACK 0
 #endif
 
 enum task_state { T_NEW, T_READY, T_RUNNING, T_WAITING, T_DONE };
@@ -120,6 +137,64 @@ static size_t stack_size(const struct task *t) { return t->map_size - guard_size
  * vm.max_map_count (65,530) mappings: about 32,000 tasks. Past whichever
  * limit, task_spawn fails with ENOMEM.
  */
+#ifdef MADV_GUARD_INSTALL
+static int guard_regions_work;
+
+/*
+ * A kernel without guard regions refuses the madvise, but user-mode QEMU
+ * accepts any advice and ignores it, so success proves nothing: the stacks
+ * would have no guard at all. Ask the kernel to read from a guard page
+ * instead. Guarded, the write fails with EFAULT; readable, it succeeds.
+ */
+static void probe_guard_regions(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    int fds[2];
+    char *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    if (madvise(p, page, MADV_GUARD_INSTALL) == 0 && pipe(fds) == 0) {
+        guard_regions_work = write(fds[1], p, 1) < 0 && errno == EFAULT;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    munmap(p, page);
+}
+
+static int install_guard(void *low, size_t size)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, probe_guard_regions);
+    if (guard_regions_work && madvise(low, size, MADV_GUARD_INSTALL) == 0)
+        return 0;
+    return mprotect(low, size, PROT_NONE);
+}
+#else
+static int install_guard(void *low, size_t size)
+{
+    return mprotect(low, size, PROT_NONE);
+}
+#endif
+
+/* Fresh zeroed pages. Without MAP_ANON (strict POSIX 2008), a private
+ * mapping of /dev/zero is the classic way to get them. */
+static void *map_zeroed(size_t size)
+{
+#ifdef MAP_ANONYMOUS
+    return mmap(NULL, size, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+#else
+    int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return MAP_FAILED;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_STACK, fd, 0);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return p;
+#endif
+}
+
 static int map_stack(struct task *t, size_t size)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE), guard = guard_size();
@@ -128,13 +203,12 @@ static int map_stack(struct task *t, size_t size)
         return -1;
     }
     t->map_size = (size + page - 1) / page * page + guard;
-    t->map = mmap(NULL, t->map_size, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    t->map = map_zeroed(t->map_size);
     if (t->map == MAP_FAILED) {
         t->map = NULL;
         return -1;
     }
-    if (madvise(t->map, guard, MADV_GUARD_INSTALL) == 0 || mprotect(t->map, guard, PROT_NONE) == 0)
+    if (install_guard(t->map, guard) == 0)
         return 0;
     int saved = errno;
     munmap(t->map, t->map_size);

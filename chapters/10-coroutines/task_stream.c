@@ -6,7 +6,6 @@
  * stack: the task is suspended inside the call while 09 may use it, and a
  * withdrawn 09 call never calls back, so nothing uses it afterwards.
  */
-#define _GNU_SOURCE
 #include "task_stream.h"
 
 #include <errno.h>
