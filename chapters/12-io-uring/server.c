@@ -430,7 +430,6 @@ static void on_recv(struct conn *c, int res, unsigned flags)
     if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
         unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
         server.holding++;
-        TRACE("read fd=%d n=%d buf=%u", c->fd, res, id);
         if (server.stopping || c->failed) {
             give_back(id);                      /* no echo any more */
         } else {                                /* queued behind the echo it holds */
@@ -442,6 +441,8 @@ static void on_recv(struct conn *c, int res, unsigned flags)
                 c->first = (int)id;
             c->last = (int)id;
         }
+        TRACE("read fd=%d n=%d", c->fd, res);
+        TRACE("buf fd=%d id=%u held=%u", c->fd, id, c->held);     /* its echo not yet sent */
         if (c->recv == IDLE && !c->failed)
             TRACE("recv fd=%d ended", c->fd);   /* e.g. the CQ was full: armed again */
     } else if (res > 0) {
