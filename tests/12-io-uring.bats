@@ -107,7 +107,7 @@ max_held() {
     stop_server
 }
 
-@test "12: provided buffers: 200 clients, distinct payloads, through a pool of 8 buffers: every byte verified, ENOBUFS re-arms the recv" {
+@test "12: provided buffers: 200 clients, distinct payloads, through a pool of 8 buffers: every byte verified, ENOBUFS re-arms the recv, every buffer comes back" {
     # loadgen gives each message of each connection its own bytes and checks
     # every byte that comes back: a buffer given back to the pool before its
     # send completed, or sent to the wrong connection, is a mismatch.
@@ -117,7 +117,11 @@ max_held() {
     echo "$output"
     [ "$status" -eq 0 ]
     [[ "$output" == *" requests=20000 "*"errors=0"* ]]
+    # Every connection gone, so every buffer must be back in the pool.
+    wait_until 10 value_is 200 grep_count ' close fd=' "$SERVER_ERR"
     stop_server
+    grep -E '^[0-9]+ pool: [0-9]+ of 8 buffers held by connections$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ pool: 0 of 8 buffers held by connections$' "$SERVER_ERR"
     local nobufs armed accepts
     nobufs=$(grep_count ' nobufs fd=[0-9]*: waits for a buffer$' "$SERVER_ERR")
     armed=$(grep_count ' recv fd=[0-9]* multishot armed$' "$SERVER_ERR")

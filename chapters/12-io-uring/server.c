@@ -496,6 +496,8 @@ static void on_send(struct conn *c, int res)
 static void begin_stop(void)
 {
     TRACE("stop: cancelling %u operations", server.inflight);
+    if (!server.own_buffers)    /* none, once every connection's echo is out */
+        TRACE("pool: %u of %u buffers held by connections", server.holding, server.pool.count);
     server.stopping = 1;
     /* Stop accepting now, in the kernel too: clients that connect from here
      * on are refused at once, and those already queued are reset. Without
