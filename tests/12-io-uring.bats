@@ -17,16 +17,17 @@ setup() {
 }
 
 # start_server_strace INJECT [OPTIONS...]: start the server under strace,
-# which makes io_uring_enter fail as INJECT says (strace's "when" syntax, for
-# an error the kernel really returns: EBUSY, EAGAIN, EBADR); sets TRACER, the
+# which makes a system call fail as INJECT says ("SYSCALL:error=E:when=W", in
+# strace's syntax, for an error the kernel really returns: EBUSY, EAGAIN,
+# EBADR from io_uring_enter, EINVAL from an older kernel); sets TRACER, the
 # strace process, SERVER_PID, the server itself, and PORT. LeakSanitizer
 # cannot run under ptrace: off for these (the other tests check leaks).
 start_server_strace() {
     local inject=$1; shift
     SERVER_OUT="$BATS_TEST_TMPDIR/server.out"
     SERVER_ERR="$BATS_TEST_TMPDIR/server.err"
-    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -o /dev/null -e trace=io_uring_enter \
-        -e inject="io_uring_enter:$inject" "$SERVER12" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
+    ASAN_OPTIONS=detect_leaks=0:exitcode=23 strace -f -o /dev/null -e trace="${inject%%:*}" \
+        -e inject="$inject" "$SERVER12" --port 0 "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" 3>&- &
     TRACER=$!
     BACKGROUND_PIDS+=("$TRACER")
     wait_until 20 grep -q '^listening on ' "$SERVER_OUT"
@@ -63,12 +64,74 @@ echoed_bytes() {
     ten_thousand_connections 12-io-uring
 }
 
-@test "12: 10,000 simultaneous connections all echo (--oneshot: one accept entry per client)" {
-    ten_thousand_connections 12-io-uring --oneshot
+@test "12: 10,000 simultaneous connections all echo (--own-buffers --oneshot: a buffer each, one accept entry per client)" {
+    ten_thousand_connections 12-io-uring --own-buffers --oneshot
 }
 
-@test "12: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
-    never_reader_is_bounded 12-io-uring
+@test "12: --own-buffers: a client that sends 64 MiB and never reads stalls nobody, and memory stays bounded" {
+    never_reader_is_bounded 12-io-uring --own-buffers
+}
+
+# The largest count of pool buffers one connection held, from the -v trace
+# ("buf fd=N id=I held=H": H buffers of its echo not yet sent).
+max_held() {
+    sed -n 's/^[0-9]* buf fd=[0-9]* id=[0-9]* held=\([0-9]*\)$/\1/p' "$SERVER_ERR" | sort -n | tail -1
+}
+
+@test "12: provided buffers: a client that sends 64 MiB and never reads has its recv paused, holds a bounded share of the pool, and stalls nobody" {
+    # A pool of 4096 buffers (64 MiB): big enough that only the pause can
+    # keep this client from taking a large part of it.
+    start_server 12-io-uring -v --buffers 4096
+    local before after sent
+    before=$(rss_kib "$SERVER_PID")
+    "$CLIENT" --port "$PORT" --bytes 67108864 --no-read --timeout 3 \
+        2>"$BATS_TEST_TMPDIR/stuck.err" 3>&- &
+    BACKGROUND_PIDS+=($!)
+    run "$CLIENT" --port "$PORT" --bytes 1000000 --timeout 10
+    [ "$status" -eq 0 ]
+    wait_until 10 grep -q '^sent ' "$BATS_TEST_TMPDIR/stuck.err"
+    sent=$(sed -n 's/^sent \([0-9]*\) bytes.*/\1/p' "$BATS_TEST_TMPDIR/stuck.err")
+    after=$(rss_kib "$SERVER_PID")
+    echo "rss before=${before} KiB after=${after} KiB; client sent ${sent} bytes; at most $(max_held) buffers held"
+    # Its recv was cancelled once 4 buffers of its echo were waiting...
+    grep -Eq '^[0-9]+ pause fd=[0-9]+ held=4$' "$SERVER_ERR"
+    # ...and the completions already on their way (a multishot recv takes up
+    # to 32 buffers per wake; here 49 to 101 in all) left it far from the
+    # pool's 4096: at most an eighth.
+    (( $(max_held) <= 512 ))
+    # Memory: the pool's pages become resident as the kernel first fills
+    # them (what passes through, up to the socket buffers' size: several
+    # MiB), never the 64 MiB the client tried to send.
+    (( sent < 67108864 ))
+    (( after - before < 16384 ))
+    stop_server
+}
+
+@test "12: provided buffers: 200 clients, distinct payloads, through a pool of 8 buffers: every byte verified, ENOBUFS re-arms the recv, every buffer comes back" {
+    # loadgen gives each message of each connection its own bytes and checks
+    # every byte that comes back: a buffer given back to the pool before its
+    # send completed, or sent to the wrong connection, is a mismatch.
+    start_server 12-io-uring -v --buffers 8
+    run "$LOADGEN" --port "$PORT" --connections 200 --size 20000 --pipeline 4 --requests 20000 \
+        --duration 60 --timeout 30
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *" requests=20000 "*"errors=0"* ]]
+    # Every connection gone, so every buffer must be back in the pool.
+    wait_until 10 value_is 200 grep_count ' close fd=' "$SERVER_ERR"
+    stop_server
+    grep -E '^[0-9]+ pool: [0-9]+ of 8 buffers held by connections$' "$SERVER_ERR"
+    grep -Eq '^[0-9]+ pool: 0 of 8 buffers held by connections$' "$SERVER_ERR"
+    local nobufs armed accepts
+    nobufs=$(grep_count ' nobufs fd=[0-9]*: waits for a buffer$' "$SERVER_ERR")
+    armed=$(grep_count ' recv fd=[0-9]* multishot armed$' "$SERVER_ERR")
+    accepts=$(grep_count ' accept fd=' "$SERVER_ERR")
+    echo "nobufs=$nobufs armed=$armed accepts=$accepts"
+    # The pool ran dry, and each recv that found it empty was armed again
+    # (not dropped): every connection stayed, and echoed all its bytes.
+    (( nobufs > 0 && armed >= accepts + nobufs ))
+    [ "$(echoed_bytes)" -eq $(( 20000 * 20000 )) ]
+    [ "$accepts" -eq "$(grep -c ' close fd=' "$SERVER_ERR")" ]
 }
 
 @test "12: clients that reset mid-stream, during other clients' load, leave the server serving" {
@@ -145,16 +208,61 @@ count_enters() {
     (( READS < 100 && SENDS == 0 ))
 }
 
-@test "12: 10,000 idle connections cost under 6 KiB each (only the page with the fields is touched before data comes)" {
-    idle_memory_is_small 12-io-uring 6144
+@test "12: provided buffers: 10,000 idle connections cost under 256 bytes each (a struct, no buffer)" {
+    idle_memory_is_small 12-io-uring 256
 }
 
-@test "12: --check names the kernel the server needs (Linux 5.6: RECV, SEND, CLOSE, READ)" {
+@test "12: --own-buffers: 10,000 idle connections cost under 6 KiB each (only the page with the fields is touched before data comes)" {
+    idle_memory_is_small 12-io-uring 6144 --own-buffers
+}
+
+@test "12: --check names the kernel the server needs (Linux 5.6: RECV, SEND, CLOSE, READ) and the receive design" {
     run "$SERVER12" --check
     echo "$output"
     [ "$status" -eq 0 ]
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "server: io_uring is available, with every operation this server uses (it needs Linux 5.6 or later;"* ]]
+    [[ "$output" == *"; receives into a pool of 1024 provided buffers of 16384 bytes, one multishot recv per connection" ]]
+    run "$SERVER12" --check --own-buffers --buffers 8
+    echo "$output"
+    [[ "$output" == *"; receives into a 16384-byte buffer per connection, one recv at a time (--own-buffers)" ]]
+    run "$SERVER12" --check --buffers 8
+    [[ "$output" == *"; receives into a pool of 8 provided buffers of 16384 bytes, one multishot recv per connection" ]]
+}
+
+@test "12: -v names the receive design at start" {
+    start_server 12-io-uring -v
+    grep -Eq '^[0-9]+ receives into a pool of 1024 provided buffers of 16384 bytes, one multishot recv per connection$' "$SERVER_ERR"
+    stop_server
+    start_server 12-io-uring -v --own-buffers
+    grep -Eq '^[0-9]+ receives into a 16384-byte buffer per connection, one recv at a time \(--own-buffers\)$' "$SERVER_ERR"
+    stop_server
+}
+
+@test "12: a kernel before 6.0 (faked: no SINGLE_ISSUER, or no IORING_REGISTER_PBUF_RING): a buffer per connection, and it serves" {
+    command -v strace >/dev/null || skip "strace is not installed"
+    export ASAN_OPTIONS=detect_leaks=0     # LeakSanitizer cannot run under ptrace
+    local older="; receives into a 16384-byte buffer per connection, one recv at a time (no provided buffers with multishot recv: a kernel before 6.0)"
+    # io_uring_setup refuses the flags of 6.0 and 6.1: the third try, CQSIZE alone, is taken.
+    run strace -o /dev/null -e trace=io_uring_setup -e inject=io_uring_setup:error=EINVAL:when=1..2 \
+        "$SERVER12" --check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"$older" ]]
+    # The 8th io_uring_register (after the 7 probes) registers the pool: 5.19's EINVAL.
+    run strace -o /dev/null -e trace=io_uring_register -e inject=io_uring_register:error=EINVAL:when=8 \
+        "$SERVER12" --check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"$older" ]]
+    # And it serves that way: load, every byte checked, then a clean stop.
+    start_server_strace io_uring_setup:error=EINVAL:when=1..2 -v
+    grep -q "^[0-9]* receives into a 16384-byte buffer per connection" "$SERVER_ERR"
+    run "$LOADGEN" --port "$PORT" --connections 20 --size 20000 --requests 2000 --duration 60 --timeout 30
+    echo "$output"
+    [[ "$output" == *" requests=2000 "*"errors=0"* ]]
+    stop_server_strace
+    ! grep -q ' multishot armed' "$SERVER_ERR"
 }
 
 @test "12: a kernel older than 5.6 (no IORING_REGISTER_PROBE, faked): exit 1 saying which kernel it needs" {
@@ -198,6 +306,15 @@ count_enters() {
     # kernel hand over the rest (IORING_SQ_CQ_OVERFLOW, then GETEVENTS)...
     echo "$(grep_count ' cq overflow: flushing$' "$SERVER_ERR") flushes"
     (( $(grep_count ' cq overflow: flushing$' "$SERVER_ERR") > 0 ))
+    # A multishot recv whose completion finds the CQ full ends there (its
+    # last completion carries the bytes, without IORING_CQE_F_MORE): each was
+    # armed again, or its connection would have stalled.
+    local ended armed accepts
+    ended=$(grep_count ' recv fd=[0-9]* ended$' "$SERVER_ERR")
+    armed=$(grep_count ' recv fd=[0-9]* multishot armed$' "$SERVER_ERR")
+    accepts=$(grep_count ' accept fd=' "$SERVER_ERR")
+    echo "multishot recvs ended=$ended armed=$armed accepts=$accepts"
+    (( ended > 0 && armed >= accepts + ended ))
     # ...and not one byte was lost: 100,000 echoes of 64 bytes, and 4 MB.
     [ "$(echoed_bytes)" -eq $(( 100000 * 64 + 4000000 )) ]
     [ "$(grep -c ' accept fd=' "$SERVER_ERR")" -eq "$(grep -c ' close fd=' "$SERVER_ERR")" ]
@@ -208,7 +325,7 @@ count_enters() {
     # Older kernels answer EBUSY while they hold completions that overflowed
     # the CQ; any kernel may answer EAGAIN when short of memory. Either way
     # the SQ stays full, and an entry must wait, not be dropped.
-    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    start_server_strace io_uring_enter:error=EBUSY:when=2+2 --ring-entries 1 -v
     run "$LOADGEN" --port "$PORT" --connections 50 --size 64 --pipeline 2 --requests 20000 \
         --duration 60 --timeout 30
     echo "$output"
@@ -222,7 +339,7 @@ count_enters() {
 
 @test "12: SIGTERM when the kernel refuses entries (EBUSY) with a 1-slot SQ: every cancel still goes out, all closed, exit 0" {
     command -v strace >/dev/null || skip "strace is not installed"
-    start_server_strace error=EBUSY:when=2+2 --ring-entries 1 -v
+    start_server_strace io_uring_enter:error=EBUSY:when=2+2 --ring-entries 1 -v
     # Idle connections, each with a recv in flight that only a cancel ends.
     local conns=() conn i
     for i in 1 2 3 4 5 6 7 8; do
@@ -241,7 +358,7 @@ count_enters() {
 @test "12: the kernel lost completions (EBADR from io_uring_enter, faked): exit 1 saying so, not a silent stall" {
     command -v strace >/dev/null || skip "strace is not installed"
     # The 3rd call: after the first round, once a client makes the server go on.
-    start_server_strace error=EBADR:when=3
+    start_server_strace io_uring_enter:error=EBADR:when=3
     "$CLIENT" --port "$PORT" --timeout 5 <<<hello || true
     wait_exit "$TRACER" 5
     cat "$SERVER_ERR"

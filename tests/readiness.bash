@@ -82,17 +82,18 @@ cpu_with_idle_client() {
     close_conn "$conn"
 }
 
-# idle_memory_is_small CHAPTER BYTES: with 10,000 idle connections, the
-# server's RSS grows by less than BYTES per connection.
+# idle_memory_is_small CHAPTER BYTES [OPTIONS...]: with 10,000 idle
+# connections, the server's RSS grows by less than BYTES per connection.
 idle_memory_is_small() {
     local chapter=$1 limit=$2 hard before after
+    shift 2
     sanitized "$ROOT/chapters/$chapter/server" &&
         skip "AddressSanitizer's redzones and shadow memory: no per-connection bound to check"
     hard=$(ulimit -Hn)
     [[ "$hard" == unlimited ]] || (( hard >= 10100 )) ||
         skip "the hard descriptor limit is $hard; 10,000 connections need 10,100"
     ulimit -n "$hard"
-    start_server "$chapter" -v
+    start_server "$chapter" -v "$@"
     before=$(rss_kib "$SERVER_PID")
     "$LOADGEN" --port "$PORT" --idle --connections 10000 --hold 60 --timeout 60 \
         >"$BATS_TEST_TMPDIR/idle.out" 2>&1 3>&- &

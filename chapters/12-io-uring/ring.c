@@ -3,6 +3,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,6 +46,7 @@ int ring_init(struct ring *r, unsigned sq_entries, unsigned cq_entries)
      */
     static const unsigned tries[] = {
         IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER,
         IORING_SETUP_CQSIZE,
     };
     struct io_uring_params p;
@@ -220,4 +222,69 @@ const char *ring_why_unavailable(int err)
     if (err == EPERM || err == EACCES)
         return "not permitted (sysctl kernel.io_uring_disabled, or a seccomp filter such as a container's)";
     return strerror(err);
+}
+
+static void *map_anonymous(size_t len)
+{
+    /* Untouched pages cost no memory: a buffer becomes resident only once
+     * the kernel has written into it. */
+    return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+int ring_bufs_init(struct ring *r, struct ring_bufs *b, unsigned group, unsigned count, unsigned size)
+{
+    memset(b, 0, sizeof *b);
+    unsigned entries = 1;
+    while (entries < count)
+        entries *= 2;               /* the ring's size must be a power of two */
+    b->count = count;
+    b->size = size;
+    b->mask = entries - 1;
+    b->ring_len = entries * sizeof(struct io_uring_buf);
+    b->mem_len = (size_t)count * size;
+    b->ring = map_anonymous(b->ring_len);       /* page-aligned, as the kernel wants */
+    b->mem = map_anonymous(b->mem_len);
+    if (b->ring == MAP_FAILED || b->mem == MAP_FAILED)
+        goto fail;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)b->ring, .ring_entries = entries, .bgid = (uint16_t)group,
+    };
+    if (sys_register(r->fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0)
+        goto fail;
+    for (unsigned id = 0; id < count; id++)
+        ring_bufs_give(b, id);
+    return 0;
+
+fail:;
+    int saved = errno;
+    ring_bufs_exit(b);
+    errno = saved;
+    return -1;
+}
+
+void ring_bufs_exit(struct ring_bufs *b)
+{
+    if (b->ring != NULL && b->ring != MAP_FAILED)
+        munmap(b->ring, b->ring_len);
+    if (b->mem != NULL && b->mem != MAP_FAILED)
+        munmap(b->mem, b->mem_len);
+    memset(b, 0, sizeof *b);
+}
+
+char *ring_buf(const struct ring_bufs *b, unsigned id)
+{
+    return b->mem + (size_t)id * b->size;
+}
+
+void ring_bufs_give(struct ring_bufs *b, unsigned id)
+{
+    struct io_uring_buf *slot = &b->ring->bufs[b->tail & b->mask];
+    slot->addr = (uint64_t)(uintptr_t)ring_buf(b, id);
+    slot->len = b->size;
+    slot->bid = (uint16_t)id;
+    b->tail++;
+    /* Release: the entry must be visible before the tail that hands it
+     * over; the kernel loads the tail with acquire. The tail is 16 bits,
+     * laid over the reserved field of bufs[0] (the header's union). */
+    atomic_store_explicit((_Atomic uint16_t *)(void *)&b->ring->tail, b->tail, memory_order_release);
 }

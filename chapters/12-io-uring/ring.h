@@ -94,4 +94,42 @@ int ring_flush(struct ring *r);
  * it ran out of memory for its overflow list). */
 unsigned ring_dropped(const struct ring *r);
 
+/*
+ * Provided buffers (Linux 5.19): a pool of `count` buffers of `size` bytes,
+ * and a third ring, of buffer ids, that we fill and the kernel empties. A
+ * recv with IOSQE_BUFFER_SELECT names the pool (its group), not a buffer:
+ * the kernel takes the next id from the ring only when data arrives, and
+ * the completion says which (IORING_CQE_F_BUFFER, the id in flags >> 16).
+ *
+ * Who owns a buffer, and when:
+ *   in the ring          the kernel's: it may write into it at any moment;
+ *                        we must not read it or write it
+ *   named by a CQE       ours, from the moment we read that CQE: the kernel
+ *                        will not touch it until we give it back
+ *   in a send in flight  still ours, but lent to the kernel, which reads it:
+ *                        given back only once the send has completed
+ *   ring_bufs_give       the kernel's again, at once
+ * The ring itself: we write entries, then move tail (release); the kernel
+ * moves its own head, which we never need to read: we count what we hold.
+ */
+struct ring_bufs {
+    struct io_uring_buf_ring *ring;     /* shared: entries, and the tail over bufs[0] */
+    char *mem;                          /* the buffers, `size` bytes each */
+    size_t ring_len, mem_len;
+    unsigned count, size, mask;
+    unsigned short tail;                /* ours: what we have given, wrapping at 65536 */
+};
+
+/* Register a pool of count buffers (1..32768) of size bytes as buffer group
+ * `group`, every buffer given to the kernel. 0, or -1 with errno: EINVAL on
+ * a kernel without IORING_REGISTER_PBUF_RING (before 5.19), ENOMEM... */
+int ring_bufs_init(struct ring *r, struct ring_bufs *b, unsigned group, unsigned count, unsigned size);
+void ring_bufs_exit(struct ring_bufs *b);     /* after ring_exit: nothing may use it */
+
+/* Buffer `id`'s memory. */
+char *ring_buf(const struct ring_bufs *b, unsigned id);
+
+/* Give buffer `id` back to the kernel: from this call on it is the kernel's. */
+void ring_bufs_give(struct ring_bufs *b, unsigned id);
+
 #endif
