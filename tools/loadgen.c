@@ -49,8 +49,9 @@
  *   without waiting for the poller to say the socket is writable.
  * - Content: one random pattern of SIZE + WINDOW bytes is made at start and
  *   shared read-only. Message `seq` of connection `c` is an 8-byte tag, a
- *   bijection of (c, seq) so no two messages of the run begin alike, then the
- *   pattern from an offset the tag chooses. Sending gathers the tag and the
+ *   bijection of (c, seq) so no two messages of the run begin alike (from 8
+ *   bytes up; a shorter message is a prefix of its tag), then the pattern from
+ *   an offset the tag chooses. Sending gathers the tag and the
  *   pattern with sendmsg (no copy); checking is memcmp against them. An echo
  *   that belongs to another connection, or repeats an older message, or loses
  *   or repeats bytes inside one, fails the check. Memory per connection stays
