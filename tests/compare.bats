@@ -134,6 +134,30 @@ json_query() {
     [ "$status" -ne 0 ]
 }
 
+@test "report --chapters: each chapter README's figures block is rewritten from the results, nothing else" {
+    for ch in 07-epoll 05-select 04-nonblocking; do
+        mkdir -p "$OUT/root/chapters/$ch"
+        printf 'before\n\n<!-- numbers: begin -->\nold figures\n<!-- numbers: end -->\n\nafter\n' \
+            > "$OUT/root/chapters/$ch/README.md"
+    done
+    mkdir -p "$OUT/root/chapters/06-poll"
+    printf 'no block here\n' > "$OUT/root/chapters/06-poll/README.md"
+    run timeout 30 "$TOOLS/report" "$FIXTURE" --out "$OUT/results.md" --chapters --root "$OUT/root"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    local epoll="$OUT/root/chapters/07-epoll/README.md"
+    [ "$(head -1 "$epoll")" = "before" ] && [ "$(tail -1 "$epoll")" = "after" ]
+    ! grep -q 'old figures' "$epoll"
+    grep -q '^| 100 × 64 B | 160,000 | 2.00× | 625 | 1,250 | 5.0 | 2.2 | 2.0 | 0.9991 |$' "$epoll"
+    grep -q '^| 1,000 × 64 B | 155,000 † | 3.10× |' "$epoll"
+    grep -q '0, 1,000 and 10,000 idle ones: 4.0 / 4.1 / 4.4 µs (1.1× from 0 to 10,000 idle)' "$epoll"
+    grep -q '^† tools/loadgen was waiting' "$epoll"
+    grep -q '0 and 900 idle ones: 5.0 / 9.0 µs (1.8× from 0 to 900 idle)' "$OUT/root/chapters/05-select/README.md"
+    # A chapter not in the results keeps its block; one without a block is left alone.
+    grep -q 'old figures' "$OUT/root/chapters/04-nonblocking/README.md"
+    [ "$(cat "$OUT/root/chapters/06-poll/README.md")" = "no block here" ]
+}
+
 @test "report: the growth sentence is computed from the runs, not written" {
     # Twice 06's CPU in its 10,000-idle window: the table and the sentence follow.
     python3 - "$FIXTURE" "$OUT/changed.json" <<'PY'
