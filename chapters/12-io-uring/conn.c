@@ -1,7 +1,8 @@
 /*
  * conn: one echo connection's state machine, and the two receive designs
- * (conn.h says what each is). Every function here runs on the loop's thread,
- * from a completion or from the loop's round: nothing here waits.
+ * (conn.h says what each is). Called by the loop (server.c) for each of a
+ * connection's completions and once a round; nothing here waits: each call
+ * queues the entries the connection needs next and returns.
  */
 #include "conn.h"
 

@@ -64,7 +64,8 @@ const char *conn_init(long own_buffers, long buffers);
 /* After ring_exit: the pool, and any connection left, closed and freed. */
 void conn_exit(void);
 
-/* A client accepted (fd): served, and its first recv queued. */
+/* A client accepted (fd): counted served, its first recv queued; closed at
+ * once instead if there is no memory for it or the server is stopping. */
 void conn_new(int fd);
 /* A completion of one of c's recvs (res, flags: the CQE's), or its send. */
 void conn_on_recv(struct conn *c, int res, unsigned flags);

@@ -17,9 +17,10 @@
  *
  * Both rings are bounded, and nothing may be lost when one is full. A full
  * SQ: get_sqe hands the queued entries to the kernel to free their slots,
- * and if the kernel takes none right now, the connection waits (c->waiting)
- * for the next round. A full CQ: the kernel keeps the completions that do
- * not fit and says so (IORING_SQ_CQ_OVERFLOW); reap has it move them in.
+ * and if the kernel takes none right now, the connection waits (c->waiting,
+ * conn.c) for the next round. A full CQ: the kernel keeps the completions
+ * that do not fit and says so (IORING_SQ_CQ_OVERFLOW); reap has it move them
+ * in.
  */
 #include <errno.h>
 #include <poll.h>
