@@ -177,6 +177,17 @@ EOF
     grep -q 'served 4 connections, echoed 500000 bytes' "$SERVER_ERR"
 }
 
+@test "loadgen: messages of a tag or less, several in flight, are sent as they are checked" {
+    # A message of 8 bytes or less is one iovec, not two: each still needs its own tag.
+    start_server 03-threads
+    for shape in "--size 1 --pipeline 4" "--size 8 --pipeline 2" "--size 9 --pipeline 4"; do
+        run "$LOADGEN" --port "$PORT" --connections 2 $shape --requests 400 --duration 60
+        echo "$shape: $output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *" requests=400 "*" errors=0 "* ]]
+    done
+}
+
 @test "loadgen --idle: 50 idle connections, then one echo on each" {
     start_server 03-threads
     run "$LOADGEN" --port "$PORT" --idle --connections 50

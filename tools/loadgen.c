@@ -512,15 +512,15 @@ static void conn_send(struct group *g, struct conn *c)
 {
     const size_t size = g->load.size;
     struct iovec iov[MAX_IOV];
-    unsigned char tags[MAX_IOV / 2][TAG];
-    int niov = 0;
+    unsigned char tags[MAX_IOV][TAG];   /* one per message: a message takes one or two iovecs */
+    int niov = 0, nmsg = 0;
     size_t offered = 0, off = c->send_off;
     uint64_t seq = c->send_seq;
 
     while (niov + 2 <= MAX_IOV &&
            (off > 0 || may_start(g, c, seq, seq - c->send_seq - (c->send_off > 0)))) {
         uint64_t tag = message_tag(c->id, seq);
-        unsigned char *t = tags[niov / 2];
+        unsigned char *t = tags[nmsg++];
         size_t head = size < TAG ? size : TAG;
         for (size_t k = 0; k < head; k++)
             t[k] = tag_byte(tag, k);
