@@ -158,6 +158,22 @@ json_query() {
     [ "$(cat "$OUT/root/chapters/06-poll/README.md")" = "no block here" ]
 }
 
+@test "report: loadgen busy and the server busy too is 'both', not a †: the machine set the pace" {
+    # 07 at 1,000 connections: loadgen waited 5% of the run; its server was 84% busy (†).
+    # At 95% busy both sides were saturated, each on its own CPU.
+    python3 - "$FIXTURE" "$OUT/changed.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["cells"]["07-epoll"]["1000x64"]["runs"][0]["server_cpu_s"] = 1.9
+json.dump(d, open(sys.argv[2], "w"))
+PY
+    run timeout 30 "$TOOLS/report" "$OUT/changed.json"
+    [ "$status" -eq 0 ]
+    grep -q '^| 07-epoll | 155,000 | 3.10× | .* | 95% | 5% | both | ' "$OUT/changed.md"
+    run timeout 30 "$TOOLS/report" "$FIXTURE" --out "$OUT/plain.md"
+    grep -q '^| 07-epoll | 155,000 † | 3.10× | .* | 84% | 5% | loadgen † | ' "$OUT/plain.md"
+}
+
 @test "report: the growth sentence is computed from the runs, not written" {
     # Twice 06's CPU in its 10,000-idle window: the table and the sentence follow.
     python3 - "$FIXTURE" "$OUT/changed.json" <<'PY'

@@ -84,14 +84,18 @@ class Cell:
 
     @property
     def pace(self):
-        """'loadgen' (it may have set the pace: †), 'server', or 'neither' (the round trip)."""
+        """'loadgen' (it may have set the pace: †), 'server', 'both' (each busy on its own CPU),
+        or 'neither' (the round trip)."""
         if not self.ok or self.load.kind == "idle":
             return None
         if self.wait_share is None:
             return "loadgen" if self.loadgen_busy >= OLD_LOADGEN_BUSY else "server"
+        server_busy = self.server_busy is not None and self.server_busy >= SERVER_BOUND
         if self.wait_share < LOADGEN_BOUND:
-            return "loadgen"
-        if self.server_busy is not None and self.server_busy >= SERVER_BOUND:
+            # Both busy, each on its own CPU: the machine set the pace. Not a †: a client that
+            # checks nothing (tools/floor) is no faster against these servers (README).
+            return "both" if server_busy else "loadgen"
+        if server_busy:
             return "server"
         return "neither"
 
