@@ -7,7 +7,8 @@
  * at least one is ready, with the sets rewritten to say which. An idle server
  * now uses no CPU at all.
  *
- * The cost model: each call copies three bitmaps into the kernel, which then
+ * The cost model: each call copies the bitmaps (two here: readable and
+ * writable; the third, for exceptional conditions, is NULL) into the kernel, which then
  * checks every descriptor up to the highest one, and copies the bitmaps back;
  * we then scan them all again. O(highest descriptor) per call, however few are
  * ready. And an fd_set is a fixed bitmap of FD_SETSIZE bits (1024 on Linux):

@@ -3,7 +3,7 @@
  *
  *     async def handle_echo(reader, writer):          static void handle_echo(struct stream *s, void *arg)
  *         addr = writer.get_extra_info('peername')        stream_peername(s, addr, sizeof addr);
- *         print(f"Connected to {addr!r}")                 TRACE("peer %s", addr);
+ *         print(f"Connected to {addr!r}")                 TRACE("peer %s fd=%d", addr, stream_fd(s));
  *         while data := await reader.read(65536):         while ((n = task_read_view(s, 65536, &data)) > 0) {
  *             writer.write(data)                              task_write(s, data, n);
  *             await writer.drain()                            task_drain(s);
