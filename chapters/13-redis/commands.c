@@ -153,7 +153,7 @@ static void add_to_integer(struct client *c, const struct resp_request *req, lon
     size_t len;
     long long value = 0;
     const char *old = db_get(redis.db, ARG(1), &len, now);
-    if (old != NULL && arg_ll(&(struct resp_arg){ old, len }, &value) < 0) {
+    if (old != NULL && arg_ll(&(struct resp_arg){ .data = old, .len = len }, &value) < 0) {
         reply_not_integer(c);
         return;
     }

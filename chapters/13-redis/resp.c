@@ -55,7 +55,9 @@ static int parse_header(const char *buf, size_t len, size_t pos, long long *n, s
     return RESP_DONE;
 }
 
-static int push_arg(struct resp_request *req, const char *data, size_t len)
+/* Append an argument, as an offset from the request's start: the caller's
+ * buffer may grow (and move) before the request is complete. */
+static int push_arg(struct resp_request *req, size_t offset, size_t len)
 {
     if (req->argc == req->cap) {
         size_t cap = req->cap ? req->cap * 2 : 8;
@@ -65,25 +67,47 @@ static int push_arg(struct resp_request *req, const char *data, size_t len)
         req->argv = argv;
         req->cap = cap;
     }
-    req->argv[req->argc++] = (struct resp_arg){ data, len };
+    req->argv[req->argc].offset = offset;
+    req->argv[req->argc++].len = len;
     return 0;
 }
 
-static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct resp_request *req,
-                           size_t *used, const char **error)
+/* The request is complete: its offsets become pointers into buf, once. */
+static int done(const char *buf, size_t end, struct resp_progress *progress, struct resp_request *req,
+                size_t *used)
+{
+    for (size_t i = 0; i < req->argc; i++) {
+        size_t offset = req->argv[i].offset;
+        req->argv[i].data = buf + offset;
+    }
+    *progress = (struct resp_progress){ 0 };
+    *used = end;
+    return RESP_DONE;
+}
+
+/* The header once, then each argument from where the last call stopped:
+ * progress->pos is the start of the first argument not yet collected, so a
+ * call re-reads at most that argument's header (32 bytes), never the ones
+ * before it. A bulk string's bytes are skipped by its length, not scanned. */
+static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct resp_progress *progress,
+                           struct resp_request *req, size_t *used, const char **error)
 {
     static char unexpected[48];
-    long long count, n;
-    size_t pos;
-    int rc = parse_header(buf, len, 0, &count, &pos, "ERR Protocol error: too big mbulk count string",
+    long long n;
+    size_t pos = progress->pos;
+    int rc;
+    if (pos == 0) {
+        rc = parse_header(buf, len, 0, &progress->count, &pos, "ERR Protocol error: too big mbulk count string",
                           "ERR Protocol error: invalid multibulk length", error);
-    if (rc != RESP_DONE)
-        return rc;
-    if (count > RESP_MAX_ARGS) {
-        *error = "ERR Protocol error: invalid multibulk length";
-        return RESP_ERROR;
+        if (rc != RESP_DONE)
+            return rc;
+        if (progress->count > RESP_MAX_ARGS) {
+            *error = "ERR Protocol error: invalid multibulk length";
+            return RESP_ERROR;
+        }
+        progress->pos = pos;
     }
-    for (long long i = 0; i < count; i++) {
+    while ((long long)req->argc < progress->count) {
         if (pos >= len)
             return RESP_MORE;
         if (buf[pos] != '$') {
@@ -93,7 +117,8 @@ static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct 
             *error = unexpected;
             return RESP_ERROR;
         }
-        rc = parse_header(buf, len, pos, &n, &pos, "ERR Protocol error: too big bulk count string",
+        size_t data;
+        rc = parse_header(buf, len, pos, &n, &data, "ERR Protocol error: too big bulk count string",
                           "ERR Protocol error: invalid bulk length", error);
         if (rc != RESP_DONE)
             return rc;
@@ -101,31 +126,33 @@ static int parse_multibulk(const char *buf, size_t len, size_t max_bulk, struct 
             *error = "ERR Protocol error: invalid bulk length";
             return RESP_ERROR;
         }
-        if (len - pos < (size_t)n + 2)
-            return RESP_MORE;       /* its bytes are still to come */
-        if (buf[pos + n] != '\r' || buf[pos + n + 1] != '\n') {
+        if (len - data < (size_t)n + 2)
+            return RESP_MORE;       /* its bytes are still to come: resume at its header */
+        if (buf[data + n] != '\r' || buf[data + n + 1] != '\n') {
             *error = "ERR Protocol error: expected CRLF after a bulk string";
             return RESP_ERROR;
         }
-        if (push_arg(req, buf + pos, (size_t)n) < 0)
+        if (push_arg(req, data, (size_t)n) < 0)
             return RESP_NOMEM;
-        pos += (size_t)n + 2;
+        pos = progress->pos = data + (size_t)n + 2;
     }
-    *used = pos;
-    return RESP_DONE;
+    return done(buf, pos, progress, req, used);
 }
 
 /* One line of words separated by spaces; a word in double or single quotes
- * may hold spaces (no escapes: that is redis-cli's job, not a person's at nc). */
-static int parse_inline(const char *buf, size_t len, struct resp_request *req, size_t *used,
-                        const char **error)
+ * may hold spaces (no escapes: that is redis-cli's job, not a person's at nc).
+ * The search for its end resumes where the last call's stopped. */
+static int parse_inline(const char *buf, size_t len, struct resp_progress *progress, struct resp_request *req,
+                        size_t *used, const char **error)
 {
-    const char *nl = memchr(buf, '\n', len < RESP_MAX_INLINE + 1 ? len : RESP_MAX_INLINE + 1);
+    size_t limit = len < RESP_MAX_INLINE + 1 ? len : RESP_MAX_INLINE + 1;
+    const char *nl = memchr(buf + progress->pos, '\n', limit - progress->pos);
     if (nl == NULL) {
         if (len > RESP_MAX_INLINE) {
             *error = "ERR Protocol error: too big inline request";
             return RESP_ERROR;
         }
+        progress->pos = len;
         return RESP_MORE;
     }
     const char *p = buf, *end = nl;
@@ -143,28 +170,28 @@ static int parse_inline(const char *buf, size_t len, struct resp_request *req, s
             }
             word = p + 1;
             p = close + 1;
-            if (push_arg(req, word, (size_t)(close - word)) < 0)
+            if (push_arg(req, (size_t)(word - buf), (size_t)(close - word)) < 0)
                 return RESP_NOMEM;
             continue;
         }
         while (p < end && !is_space(*p))
             p++;
-        if (push_arg(req, word, (size_t)(p - word)) < 0)
+        if (push_arg(req, (size_t)(word - buf), (size_t)(p - word)) < 0)
             return RESP_NOMEM;
     }
-    *used = (size_t)(nl - buf) + 1;
-    return RESP_DONE;
+    return done(buf, (size_t)(nl - buf) + 1, progress, req, used);
 }
 
-int resp_parse(const char *buf, size_t len, size_t max_bulk, struct resp_request *req, size_t *used,
-               const char **error)
+int resp_parse(const char *buf, size_t len, size_t max_bulk, struct resp_progress *progress,
+               struct resp_request *req, size_t *used, const char **error)
 {
-    req->argc = 0;
+    if (progress->pos == 0)
+        req->argc = 0;      /* a new request: nothing collected yet */
     if (len == 0)
         return RESP_MORE;
     if (buf[0] == '*')
-        return parse_multibulk(buf, len, max_bulk, req, used, error);
-    return parse_inline(buf, len, req, used, error);
+        return parse_multibulk(buf, len, max_bulk, progress, req, used, error);
+    return parse_inline(buf, len, progress, req, used, error);
 }
 
 void resp_request_free(struct resp_request *req)

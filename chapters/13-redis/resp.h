@@ -11,11 +11,16 @@
  *
  * resp_parse reads one request from the front of a buffer that holds what
  * has arrived so far. It never blocks and never copies: the arguments point
- * into the buffer. It keeps no state between calls either: an incomplete
- * request is parsed again from its start when more bytes come, so the
- * parser is one pure function, which is what makes it easy to fuzz
- * (fuzz_resp.c). Replies are appended to a growing buffer (struct resp_buf)
- * that the connection sends once per batch of requests.
+ * into the buffer. An incomplete request is not parsed again from its start
+ * when more bytes come: the caller keeps a small struct resp_progress per
+ * connection (how far the parse got, as Redis keeps multibulklen and the
+ * arguments so far in its client), and the parser resumes there. Without
+ * it, a client that sends half a million small arguments and then trickles
+ * the rest would make every few bytes cost a scan of everything before
+ * them. The parser is still one pure function of (buffer, progress), which
+ * is what makes it easy to fuzz (fuzz_resp.c): fed in pieces or whole, a
+ * request parses the same. Replies are appended to a growing buffer
+ * (struct resp_buf) that the connection sends once per batch of requests.
  */
 #ifndef RESP_H
 #define RESP_H
@@ -28,16 +33,28 @@
 #define RESP_DEFAULT_MAX_BULK (1024 * 1024)
 
 struct resp_arg {
-    const char *data;
+    union {
+        const char *data;   /* once the request is complete (RESP_DONE) */
+        size_t offset;      /* while it is not: from the request's start (the buffer may move) */
+    };
     size_t len;
 };
 
-/* The arguments of the last request parsed. argv grows with the arguments
- * actually parsed, never with the count a header claims: "*1000000" costs
- * nothing until a million arguments have arrived. */
+/* The arguments of the last request parsed, or of the one being parsed.
+ * argv grows with the arguments actually parsed, never with the count a
+ * header claims: "*1000000" costs nothing until a million arguments have
+ * arrived. */
 struct resp_request {
     struct resp_arg *argv;
     size_t argc, cap;
+};
+
+/* How far the parse of an incomplete request got: all zero at a request's
+ * start, and again after RESP_DONE. Between two calls on the same request,
+ * the arguments collected so far stay in its struct resp_request. */
+struct resp_progress {
+    size_t pos;         /* bytes of the request parsed (multibulk) or searched for '\n' (inline) */
+    long long count;    /* multibulk: the arguments its header announced */
 };
 
 enum {
@@ -47,10 +64,15 @@ enum {
     RESP_NOMEM = -2,    /* no memory for the argument list */
 };
 
-/* Parse one request from buf[0, len). RESP_DONE sets req and *used (the
- * bytes it took). No bulk string may be longer than max_bulk. */
-int resp_parse(const char *buf, size_t len, size_t max_bulk, struct resp_request *req, size_t *used,
-               const char **error);
+/* Parse one request from buf[0, len), resuming where *progress says. buf
+ * may have moved since the last call, but must start at the same request,
+ * with the bytes seen then unchanged. RESP_MORE updates *progress (and the
+ * arguments so far in req); RESP_DONE sets req and *used (the bytes it took)
+ * and zeroes *progress. Each call costs the bytes that are new since the
+ * last one, plus one header: a request fed in n pieces costs O(its length
+ * + n), not O(length x n). No bulk string may be longer than max_bulk. */
+int resp_parse(const char *buf, size_t len, size_t max_bulk, struct resp_progress *progress,
+               struct resp_request *req, size_t *used, const char **error);
 void resp_request_free(struct resp_request *req);
 
 /* ---- buffers: what a connection has read, and the replies it will send ---- */

@@ -92,14 +92,18 @@ int client_flush(struct client *c)
 }
 
 /* Answer every complete request at the front of `in`, in order; keep the
- * incomplete rest for the next read. A malformed request is answered with
- * its error, and the connection closes after the replies before it. */
-static void answer_requests(struct client *c, struct resp_buf *in, struct resp_request *req)
+ * incomplete rest for the next read, and how far its parse got in
+ * `progress`, so that the next read resumes there: a client that trickles
+ * the end of a huge request costs only the bytes it sends. A malformed
+ * request is answered with its error, and the connection closes after the
+ * replies before it. */
+static void answer_requests(struct client *c, struct resp_buf *in, struct resp_progress *progress,
+                            struct resp_request *req)
 {
     size_t start = 0, used = 0;
     while (!c->closing) {
         const char *error = NULL;
-        int rc = resp_parse(in->data + start, in->len - start, (size_t)max_bulk, req, &used, &error);
+        int rc = resp_parse(in->data + start, in->len - start, (size_t)max_bulk, progress, req, &used, &error);
         if (rc == RESP_MORE)
             break;
         if (rc < 0) {
@@ -114,9 +118,9 @@ static void answer_requests(struct client *c, struct resp_buf *in, struct resp_r
         if (c->out.len >= 64 * 1024)
             client_flush(c);    /* a long batch: send what is ready, wait if the client is behind */
     }
-    resp_buf_consume(in, start);
-    if (req->cap > 4096)
-        resp_request_free(req);     /* a request of many arguments: do not keep its list */
+    resp_buf_consume(in, start);    /* progress counts from the request's start: still right */
+    if (progress->pos == 0 && req->cap > 4096)
+        resp_request_free(req);     /* a request of many arguments, done: do not keep its list */
     if (!c->closing && in->len > max_request) {
         resp_add_error(&c->out, "ERR Protocol error: request too big");
         TRACE("protocol-error fd=%d request over %zu bytes", stream_fd(c->stream), max_request);
@@ -130,6 +134,7 @@ static void handle_client(struct stream *s, void *arg)
     struct client c = { .stream = s, .id = ++served, .authenticated = redis.requirepass == NULL };
     struct resp_buf in = { 0 };
     struct resp_request req = { 0 };
+    struct resp_progress progress = { 0 };     /* how far the parse of an incomplete request got */
     char addr[NET_ADDRSTRLEN];
     const char *data;
     ssize_t n = 0;
@@ -146,7 +151,7 @@ static void handle_client(struct stream *s, void *arg)
             resp_add_error(&c.out, "ERR out of memory");
             c.closing = 1;
         }
-        answer_requests(&c, &in, &req);
+        answer_requests(&c, &in, &progress, &req);
         client_flush(&c);               /* one write for the whole batch */
         if (in.len == 0 && in.cap > KEEP_BUFFER)
             resp_buf_free(&in);
