@@ -96,15 +96,42 @@ max_held() {
     # Its recv was cancelled once 4 buffers of its echo were waiting...
     grep -Eq '^[0-9]+ pause fd=[0-9]+ held=4$' "$SERVER_ERR"
     # ...and the completions already on their way (a multishot recv takes up
-    # to 32 buffers per wake; here 49 to 101 in all) left it far from the
-    # pool's 4096: at most an eighth.
-    (( $(max_held) <= 512 ))
+    # to about 33 buffers per wake) were copied out of the pool: it held 4, never more.
+    (( $(max_held) <= 4 ))
     # Memory: the pool's pages become resident as the kernel first fills
     # them (what passes through, up to the socket buffers' size: several
     # MiB), never the 64 MiB the client tried to send.
     (( sent < 67108864 ))
     (( after - before < 16384 ))
     stop_server
+}
+
+# How many connections had their recv paused (a "pause fd=N" line each).
+paused_conns() {
+    sed -n 's/^[0-9]* pause fd=\([0-9]*\) .*/\1/p' "$SERVER_ERR" | sort -u | wc -l
+}
+
+@test "12: provided buffers: four clients that never read hold at most 4 buffers each, and leave a pool of 64 to a new client, which is served" {
+    start_server 12-io-uring -v --buffers 64
+    local i
+    for i in 1 2 3 4; do
+        background "$CLIENT" --port "$PORT" --bytes 67108864 --no-read --timeout 60
+    done
+    # Each fills the socket buffers both ways, then its echo waits and its
+    # recv is paused: the completions already on their way (a wake of a
+    # multishot recv takes about 33 buffers) are copied out of the pool.
+    wait_until 60 value_at_least 4 paused_conns
+    run "$CLIENT" --port "$PORT" --timeout 5 <<<"still served"
+    echo "$output"
+    echo "at most $(max_held) buffers held by one connection; at most $(sed -n 's/.* spilled=//p' "$SERVER_ERR" | sort -n | tail -1) bytes spilled"
+    [ "$output" = "still served" ]
+    (( $(max_held) <= 4 ))
+    stop_server
+    # The stuck clients still connected at the stop held 4 buffers each.
+    local held
+    held=$(sed -n 's/^[0-9]* pool: \([0-9]*\) of 64 buffers held by connections$/\1/p' "$SERVER_ERR")
+    echo "pool: $held of 64 held at the stop"
+    (( held <= 16 ))
 }
 
 @test "12: provided buffers: 200 clients, distinct payloads, through a pool of 8 buffers: every byte verified, ENOBUFS re-arms the recv, every buffer comes back" {
