@@ -18,7 +18,8 @@
 
 #define BUF_SIZE 16384          /* one receive buffer: a connection's own, or one of the pool's */
 #define POOL_GROUP 0            /* the pool's buffer group id (we have one pool) */
-#define HOLD_MAX 4              /* pool buffers a connection may hold unsent before its recv stops */
+#define HOLD_MAX 4              /* pool buffers a connection may hold unsent: then its recv stops */
+#define SPILL_MAX (4u << 20)    /* bytes it may copy out of the pool meanwhile (spill, below) */
 
 enum { IDLE, ARMED, CANCELLING };       /* a connection's recv, or its send */
 
@@ -30,10 +31,12 @@ struct conn {
     unsigned char waiting;      /* found no free entry: advance again next round */
     unsigned char starved;      /* its recv found the pool empty: again once a buffer is back */
     /* Unsent echo. Own buffer: buf[start, end). Pool: `held` buffers, oldest
-     * first, linked through conns.held; `sent` bytes of the first are out. */
+     * first, linked through conns.held; `sent` bytes of the first are out;
+     * after them, spill[start, end): bytes copied out of the pool (spill). */
     size_t start, end, sent;
     int first, last;
     unsigned held;
+    char *spill;                /* NULL unless it holds unsent bytes */
     struct conn *prev, *next;   /* every connection, for the shutdown */
     char buf[];                 /* BUF_SIZE bytes with own buffers; none with the pool */
 };
@@ -72,6 +75,7 @@ static void close_conn(struct conn *c)
     TRACE("close fd=%d", c->fd);
     for (; c->held > 0; c->held--, c->first = conns.held[c->first].next)
         give_back((unsigned)c->first);          /* echo that will never be sent */
+    free(c->spill);
     loop.waiting -= c->waiting;
     conns.starved -= c->starved;
     if (c->prev != NULL)
@@ -154,28 +158,33 @@ static int advance_own(struct conn *c)
 }
 
 /* Pool: the recv stays armed while the connection holds fewer than HOLD_MAX
- * buffers; the send of the oldest goes out as soon as the last one is done. */
+ * buffers and has spilled nothing; the send of the oldest echo (a held
+ * buffer, then the spill) goes out as soon as the last one is done. */
 static int advance_pool(struct conn *c)
 {
     if (c->send == IDLE && c->held > 0) {
         const char *bytes = ring_buf(&conns.pool, (unsigned)c->first) + c->sent;
         if (!submit_send(c, bytes, conns.held[c->first].len - c->sent))
             return 0;
+    } else if (c->send == IDLE && c->spill != NULL) {
+        if (!submit_send(c, c->spill + c->start, c->end - c->start))
+            return 0;
     }
-    if (c->recv == IDLE && !c->ended && !c->starved && c->held < HOLD_MAX) {
+    if (c->recv == IDLE && !c->ended && !c->starved && c->held < HOLD_MAX && c->spill == NULL) {
         if (!submit_recv(c))
             return 0;
-    } else if (c->recv == ARMED && c->held >= HOLD_MAX) {
+    } else if (c->recv == ARMED && (c->held >= HOLD_MAX || c->spill != NULL)) {
         /* Back-pressure: its client does not read its echo, or not fast
-         * enough. Stop receiving (more completions may come before the
-         * cancel lands: each holds a buffer of the pool, so the pool bounds
-         * them), and arm the recv again once the echo has gone out. */
+         * enough. Stop receiving, and arm the recv again once the echo has
+         * gone out. Completions already on their way still come before the
+         * cancel lands (one wake of a multishot recv takes about 33
+         * buffers): spill copies them out of the pool. */
         if (!cancel(op_of(c, K_RECV)))
             return 0;
         c->recv = CANCELLING;
         TRACE("pause fd=%d held=%u", c->fd, c->held);
     }
-    if (c->ended && c->recv == IDLE && c->send == IDLE && c->held == 0)
+    if (c->ended && c->recv == IDLE && c->send == IDLE && c->held == 0 && c->spill == NULL)
         close_conn(c);
     return 1;
 }
@@ -241,6 +250,46 @@ void conn_new(int fd)
     advance(c);
 }
 
+/* Pool: the connection holds buffer id, len bytes of its echo, queued
+ * behind the rest. */
+static void hold(struct conn *c, unsigned id, unsigned len)
+{
+    conns.held[id].len = len;
+    conns.held[id].next = -1;
+    if (c->held++ > 0)
+        conns.held[c->last].next = (int)id;
+    else
+        c->first = (int)id;
+    c->last = (int)id;
+    TRACE("buf fd=%d id=%u held=%u", c->fd, id, c->held);     /* its echo not yet sent */
+}
+
+/*
+ * Pool: the connection already holds HOLD_MAX buffers, its recv being paused,
+ * or has spilled already (then its bytes go here too, to stay in order).
+ * Copy them into memory of its own and give the buffer back at once: so no
+ * connection ever holds more than HOLD_MAX buffers of the shared pool, and
+ * clients that do not read cannot starve the others. What comes here is what
+ * the kernel had taken from the socket before the pause landed: a wake's
+ * worth, up to SPILL_MAX; a connection that would need more (or finds no
+ * memory) is closed rather than allowed to grow without bound.
+ */
+static void spill(struct conn *c, unsigned id, size_t len)
+{
+    if (c->spill == NULL && (c->spill = malloc(SPILL_MAX)) == NULL) {
+        TRACE("spill fd=%d: out of memory, closing", c->fd);
+        c->failed = 1;
+    } else if (c->end + len > SPILL_MAX) {
+        TRACE("spill fd=%d full: closing", c->fd);
+        c->failed = 1;
+    } else {
+        memcpy(c->spill + c->end, ring_buf(&conns.pool, id), len);
+        c->end += len;
+        TRACE("spill fd=%d n=%zu spilled=%zu", c->fd, len, c->end - c->start);
+    }
+    give_back(id);
+}
+
 /* A recv completed. With the pool, a completion with bytes names the buffer
  * they are in (now ours), and says (F_MORE) whether the recv is still armed. */
 void conn_on_recv(struct conn *c, int res, unsigned flags)
@@ -250,19 +299,13 @@ void conn_on_recv(struct conn *c, int res, unsigned flags)
     if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
         unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
         conns.holding++;
-        if (loop.stopping || c->failed) {
-            give_back(id);                      /* no echo any more */
-        } else {                                /* queued behind the echo it holds */
-            conns.held[id].len = (unsigned)res;
-            conns.held[id].next = -1;
-            if (c->held++ > 0)
-                conns.held[c->last].next = (int)id;
-            else
-                c->first = (int)id;
-            c->last = (int)id;
-        }
         TRACE("read fd=%d n=%d", c->fd, res);
-        TRACE("buf fd=%d id=%u held=%u", c->fd, id, c->held);     /* its echo not yet sent */
+        if (loop.stopping || c->failed)
+            give_back(id);                      /* no echo any more */
+        else if (c->held >= HOLD_MAX || c->spill != NULL)
+            spill(c, id, (size_t)res);
+        else
+            hold(c, id, (unsigned)res);
         if (c->recv == IDLE && !c->failed)
             TRACE("recv fd=%d ended", c->fd);   /* e.g. the CQ was full: armed again */
     } else if (res > 0) {
@@ -298,12 +341,18 @@ void conn_on_send(struct conn *c, int res)
         loop.echoed += (unsigned)res;
         if (conns.own_buffers) {
             c->start += (size_t)res;            /* a short send: the rest next */
-        } else if ((c->sent += (size_t)res) == conns.held[c->first].len) {
-            unsigned id = (unsigned)c->first;   /* all of it is out: the kernel's again */
-            c->first = conns.held[id].next;
-            c->held--;
-            c->sent = 0;
-            give_back(id);
+        } else if (c->held > 0) {               /* from its oldest buffer (the spill waits for them) */
+            if ((c->sent += (size_t)res) == conns.held[c->first].len) {
+                unsigned id = (unsigned)c->first;   /* all of it is out: the kernel's again */
+                c->first = conns.held[id].next;
+                c->held--;
+                c->sent = 0;
+                give_back(id);
+            }
+        } else if ((c->start += (size_t)res) == c->end) {
+            free(c->spill);                     /* all of the spill is out: its recv may go again */
+            c->spill = NULL;
+            c->start = c->end = 0;
         }
     }
     advance(c);
@@ -356,6 +405,7 @@ void conn_exit(void)
     for (struct conn *c = conns.list, *next; c != NULL; c = next) {
         next = c->next;
         close(c->fd);
+        free(c->spill);
         free(c);
     }
 }

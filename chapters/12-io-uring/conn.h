@@ -14,7 +14,10 @@
  * from that buffer and give it back once the send has completed. An idle
  * connection holds no buffer at all: only its struct. Back-pressure: a
  * connection holding HOLD_MAX buffers unsent (its client does not read) has
- * its recv cancelled, and armed again once its echo has gone out.
+ * its recv cancelled, and armed again once its echo has gone out; what still
+ * comes before the cancel lands is copied out of the pool into a spill of
+ * its own (at most SPILL_MAX bytes), so no connection holds more than
+ * HOLD_MAX buffers of the pool.
  *
  * A buffer per connection (--own-buffers, or an older kernel): one operation
  * at a time, recv into the connection's own BUF_SIZE bytes, send them, recv

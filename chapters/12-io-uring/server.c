@@ -61,6 +61,7 @@ static const struct { unsigned op; const char *name; } needed_ops[] = {
 };
 
 enum { ACCEPT_IDLE, ACCEPT_ARMED, ACCEPT_PAUSED };
+enum { SIGNAL_DONE, SIGNAL_ARMED, SIGNAL_CANCELLING };     /* the signalfd read */
 
 struct loop loop;
 
@@ -70,6 +71,8 @@ static struct {
     long own_buffers;           /* --own-buffers */
     const char *design;         /* which receive design, in words, for -v and --check */
     int accept_state, accept_cancelled, failed;
+    int accept_seen;            /* an accept has completed once: multishot works */
+    int signal_read;            /* SIGNAL_ARMED until a signal comes or the stop cancels it */
     struct signalfd_siginfo siginfo;    /* the signalfd read lands here */
     struct __kernel_timespec pause;
 } server = { .listen_fd = -1, .signal_fd = -1, .pause = { 0, PAUSE_NS } };
@@ -127,6 +130,17 @@ static void keep_accepting(void)
         server.accept_cancelled = cancel(server.accept_state == ACCEPT_ARMED ? K_ACCEPT : K_PAUSE) != NULL;
 }
 
+/* Once a round, at a stop that no signal began (a fatal accept error): the
+ * signalfd read is still in flight, counted, and would complete only when a
+ * signal comes, so the count would never reach 0 and the loop would sleep in
+ * io_uring_enter for ever. Cancel it too; again next round if no entry was
+ * free. */
+static void stop_signal_read(void)
+{
+    if (loop.stopping && server.signal_read == SIGNAL_ARMED && cancel(K_SIGNAL) != NULL)
+        server.signal_read = SIGNAL_CANCELLING;
+}
+
 static void pause_accepting(void)
 {
     struct io_uring_sqe *sqe = get_sqe(K_PAUSE);
@@ -166,12 +180,20 @@ static void on_accept(int res, unsigned flags)
 {
     if (!(flags & IORING_CQE_F_MORE))
         server.accept_state = ACCEPT_IDLE;   /* no longer armed */
+    /* A kernel without multishot accept refuses the entry itself: then the
+     * FIRST completion is -EINVAL. Any later one is the listener's own error
+     * (shut down under us...), fatal like any -EINVAL from accept. */
+    int first = !server.accept_seen;
+    server.accept_seen = 1;
     if (res >= 0) {
         conn_new(res);
-    } else if (res == -EINVAL && !server.oneshot) {
+    } else if (res == -ECANCELED || loop.stopping) {
+        /* The stop: cancelled, or failing on the listener that begin_stop
+         * shut down itself (-EINVAL, if that came before the cancel). */
+    } else if (res == -EINVAL && !server.oneshot && first) {
         TRACE("multishot accept not supported: one-shot accepts");
         server.oneshot = 1;
-    } else if (res != -ECANCELED) {
+    } else {
         int action = net_accept_action(-res);
         TRACE("accept error=%s", strerror(-res));
         if (action == NET_ACCEPT_BACK_OFF)
@@ -183,10 +205,11 @@ static void on_accept(int res, unsigned flags)
     }
 }
 
-/* SIGINT/SIGTERM: stop accepting (keep_accepting), cancel every operation
- * in flight. Each connection is closed and freed when its cancelled
- * operations have completed. A cancel that finds no free entry waits a round
- * like any other entry: one lost here would leave the loop waiting forever. */
+/* SIGINT/SIGTERM, or a fatal error: stop accepting (keep_accepting), cancel
+ * every operation in flight (the signalfd read too: stop_signal_read). Each
+ * connection is closed and freed when its cancelled operations have
+ * completed. A cancel that finds no free entry waits a round like any other
+ * entry: one lost here would leave the loop waiting forever. */
 static void begin_stop(void)
 {
     TRACE("stop: cancelling %u operations", loop.inflight);
@@ -226,8 +249,11 @@ static void handle(const struct io_uring_cqe *cqe)
         on_accept(cqe->res, cqe->flags);
     else if (kind == K_PAUSE)
         server.accept_state = ACCEPT_IDLE;
-    else if (kind == K_SIGNAL)
-        begin_stop();           /* the signalfd read completed: a signal came */
+    else if (kind == K_SIGNAL) {
+        server.signal_read = SIGNAL_DONE;
+        if (!loop.stopping)
+            begin_stop();       /* the signalfd read completed: a signal came */
+    }
 }
 
 /*
@@ -361,10 +387,12 @@ int main(int argc, char **argv)
         sqe->fd = server.signal_fd;
         sqe->addr = (uint64_t)(uintptr_t)&server.siginfo;
         sqe->len = sizeof server.siginfo;
+        server.signal_read = SIGNAL_ARMED;
     }
 
     while (!loop.stopping || loop.inflight > 0) {
         keep_accepting();
+        stop_signal_read();
         conn_retry();
         /* The one system call of the round: submit all, wait for one (not
          * while a connection waits for an entry: then straight on). */
