@@ -76,8 +76,10 @@ count_syscalls() {
     (( SENDS == 20000 ))
     # Each wake-up drains each ready socket until read says EAGAIN: at least
     # one failed read per epoll_wait (about one per echo when the clients are
-    # slower than the server; fewer when the next message is already there).
-    (( EAGAINS >= WAITS - 5 && EAGAINS > 1000 ))
+    # slower than the server; fewer when the next message is already there,
+    # and far fewer when one client keeps its socket full and the drain
+    # starves the others: the README's fairness paragraph).
+    (( WAITS > 0 && EAGAINS >= WAITS - 5 ))
     (( READS <= 2 * 20000 + 400 ))
     (( CTLS <= 2 + 2 * 100 ))
 }

@@ -83,7 +83,7 @@ json_query() {
     grep -q "| echoes per connection min / median / max | Jain's index |$" "$OUT/results.md"
     grep -Eq '^\| 07-epoll \| [0-9,]+( †)? \|.* [0-9,]+ / [0-9,]+ / [0-9,]+ \| [01]\.[0-9]{4} \|$' "$OUT/results.md"
     # Which side set the pace, from loadgen's wait_share.
-    grep -Eq '^\| 07-epoll \| [0-9,]+( †)? \|.*\| (server|loadgen †|neither) \|' "$OUT/results.md"
+    grep -Eq '^\| 07-epoll \| [0-9,]+( †)? \|.*\| (server|loadgen †|both|neither) \|' "$OUT/results.md"
 }
 
 @test "compare: an unknown load is a usage error, at once" {
