@@ -78,6 +78,27 @@ spread_over_four() {
 TEST_ROUNDROBIN="$ROOT/chapters/11-multicore/test_roundrobin"
 unit() { unit_case "$TEST_ROUNDROBIN" "$1"; }
 
+@test "11: the worker threads block SIGINT and SIGTERM (SigBlk in /proc); the main thread, whose loop stops, does not" {
+    for balance in reuseport acceptor; do
+        start_server 11-multicore --threads 3 --balance "$balance"
+        local task tid mask others=0
+        for task in /proc/"$SERVER_PID"/task/*; do
+            tid=${task##*/}
+            mask=$(awk '/^SigBlk:/ { print $2 }' "$task/status")
+            mask=$(printf '0x%x' $(( 0x$mask & 0x4002 )))
+            echo "$balance: thread $tid blocks $mask"
+            if [[ "$tid" == "$SERVER_PID" ]]; then
+                [ "$mask" = 0x0 ]
+            else
+                [ "$mask" = 0x4002 ]
+                others=$(( others + 1 ))
+            fi
+        done
+        [ "$others" -eq $(( 3 + $(sanitizer_threads "$SERVER_PID") )) ]
+        stop_server
+    done
+}
+
 @test "11 round robin: workers take turns, 0 to N-1 and back to 0" { unit in-turn; }
 @test "11 round robin: still in turn and in range past INT_MAX hand-offs (no signed overflow)" { unit past-int-max; }
 @test "11 round robin: still in turn past UINT_MAX hand-offs (no worker gets two in a row)" { unit past-uint-max; }

@@ -173,17 +173,26 @@ static int start(const struct cli *cli, struct loop *loop, int work_thread)
             if (listener_watch(server.workers[i].loop, &server.listeners[i]) < 0)
                 goto failed;
     }
-    if (work_thread && work_start() < 0)
-        goto failed;
-    for (; server.started < n; server.started++) {
+    /* The threads are born with SIGINT and SIGTERM blocked (a new thread
+     * inherits its creator's mask, as in chapter 03), so a stop signal is
+     * delivered to the main thread, whose loop it belongs to, never to a
+     * worker that would only pass it on. */
+    sigset_t stop_signals, saved;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &saved);
+    int err = work_thread && work_start() < 0 ? errno : 0;
+    for (; err == 0 && server.started < n; server.started++) {
         struct worker *w = &server.workers[server.started];
-        int err = pthread_create(&w->thread, NULL, thread_main, w);
-        if (err != 0) {
-            errno = err;
-            goto failed;
-        }
+        err = pthread_create(&w->thread, NULL, thread_main, w);
+        if (err != 0)
+            break;
     }
-    return 0;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (err == 0)
+        return 0;
+    errno = err;
 failed:
     perror("server: setup");
     return 1;
