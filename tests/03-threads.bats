@@ -102,14 +102,6 @@ load helpers
     grep -q 'served 65 connections' "$SERVER_ERR"
 }
 
-# blocked_stop_signals PID TID: which of SIGINT (bit 2, 0x2) and SIGTERM (bit 15,
-# 0x4000) thread TID of PID blocks, from its SigBlk mask: 0x4002 means both.
-blocked_stop_signals() {
-    local mask
-    mask=$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/task/$2/status")
-    printf '0x%x\n' $(( 0x$mask & 0x4002 ))
-}
-
 # workers_block_stop_signals OPTIONS...: with two clients being served, every
 # worker thread blocks SIGINT and SIGTERM and the main thread blocks neither.
 workers_block_stop_signals() {

@@ -84,8 +84,7 @@ unit() { unit_case "$TEST_ROUNDROBIN" "$1"; }
         local task tid mask others=0
         for task in /proc/"$SERVER_PID"/task/*; do
             tid=${task##*/}
-            mask=$(awk '/^SigBlk:/ { print $2 }' "$task/status")
-            mask=$(printf '0x%x' $(( 0x$mask & 0x4002 )))
+            mask=$(blocked_stop_signals "$SERVER_PID" "$tid")
             echo "$balance: thread $tid blocks $mask"
             if [[ "$tid" == "$SERVER_PID" ]]; then
                 [ "$mask" = 0x0 ]

@@ -185,6 +185,14 @@ thread_count() {
     echo "$n"
 }
 
+# blocked_stop_signals PID TID: which of SIGINT (bit 2, 0x2) and SIGTERM (bit 15,
+# 0x4000) thread TID of PID blocks, from its SigBlk mask: 0x4002 means both.
+blocked_stop_signals() {
+    local mask
+    mask=$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/task/$2/status")
+    printf '0x%x\n' $(( 0x$mask & 0x4002 ))
+}
+
 # sanitizer_threads PID: threads of PID that are not the program's own.
 # ThreadSanitizer (SANITIZE=thread) starts one along with the program's
 # first thread; a single-threaded program has none.
